@@ -1,0 +1,353 @@
+//! greenlet's explicit switching between green threads.
+//!
+//! A [`Greenlet`] runs a function on its own stack. Control moves only by
+//! [`switch`](Greenlet::switch): the first switch starts the function with
+//! the value passed, later switches resume it where it paused, the value
+//! becoming the return value of the `switch` call that paused it. When the
+//! function returns, its value goes to the greenlet's parent.
+//!
+//! ```
+//! use greenhub::Greenlet;
+//!
+//! let g = Greenlet::new(|x: i32| {
+//!     let parent = Greenlet::current().parent().unwrap();
+//!     let y: i32 = parent.switch(x + 1); // pause, hand x+1 to main
+//!     y * 10                              // returned to main's switch
+//! });
+//! let a: i32 = g.switch(1);
+//! assert_eq!(a, 2);
+//! let b: i32 = g.switch(5);
+//! assert_eq!(b, 50);
+//! assert!(g.is_dead());
+//! ```
+//!
+//! Handles are `!Send`: a greenlet belongs to the OS thread that made it.
+//!
+//! ```compile_fail
+//! let g = greenhub::Greenlet::new(|(): ()| ());
+//! std::thread::spawn(move || g.switch::<(), ()>(()));
+//! ```
+
+pub(crate) mod core;
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::panic;
+use std::rc::Rc;
+
+use self::core::{Inner, Kind, Msg, Next, State, KillUnwind};
+use crate::hub;
+
+/// The value a parent receives from a child greenlet that was killed
+/// (greenlet's `GreenletExit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GreenletExit;
+
+/// Why a [`Greenlet::try_switch`] failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SwitchError {
+    /// The target's function has ended; a dead greenlet cannot be resumed.
+    Dead,
+    /// The target is parked on the hub (in a sleep, a join, I/O...) or is a
+    /// spawned green thread the hub has not started: the hub resumes it, not
+    /// a switch.
+    Parked,
+    /// The value received did not have the type the switch expected.
+    TypeMismatch {
+        /// The type the switch asked for.
+        expected: &'static str,
+        /// The type of the value that arrived.
+        found: &'static str,
+    },
+    /// No stack could be had to start the target (the error says which limit).
+    NoStack(io::Error),
+}
+
+impl fmt::Display for SwitchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SwitchError::Dead => f.write_str("cannot switch into a dead greenlet"),
+            SwitchError::Parked => {
+                f.write_str("cannot switch into a green thread the hub owns (parked or not yet started)")
+            }
+            SwitchError::TypeMismatch { expected, found } => {
+                write!(f, "switch expected a value of type `{expected}` but received `{found}`")
+            }
+            SwitchError::NoStack(e) => write!(f, "cannot start greenlet: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SwitchError {}
+
+/// A green thread switched to explicitly, as in Python's greenlet.
+///
+/// Cloning gives another handle to the same greenlet. Dropping the last
+/// handle of a greenlet paused mid-function unwinds it (its destructors run),
+/// as greenlet does when one is garbage-collected.
+pub struct Greenlet {
+    inner: Rc<Inner>,
+}
+
+impl Clone for Greenlet {
+    fn clone(&self) -> Greenlet {
+        Greenlet { inner: self.inner.clone() }
+    }
+}
+
+impl Greenlet {
+    /// Creates a greenlet that will run `f`; nothing runs until the first
+    /// [`switch`](Greenlet::switch), whose value becomes `f`'s argument. Its
+    /// parent is the green thread that creates it.
+    ///
+    /// ```
+    /// let g = greenhub::Greenlet::new(|s: &'static str| s.len());
+    /// assert!(!g.is_started());
+    /// assert_eq!(g.switch::<_, usize>("four"), 4);
+    /// ```
+    pub fn new<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(f: F) -> Greenlet {
+        let entry: core::Entry = Box::new(move |first: Msg| -> core::Value {
+            let arg = match first {
+                Msg::Value(v) => match core::downcast::<A>(v) {
+                    Ok(a) => a,
+                    Err((expected, found)) => panic!(
+                        "greenhub: greenlet expected a start value of type `{expected}` but received `{found}`"
+                    ),
+                },
+                Msg::Throw(p) => panic::resume_unwind(p),
+                Msg::Wake => unreachable!("greenhub: a greenlet is started by a switch"),
+            };
+            Box::new(f(arg))
+        });
+        let inner = Rc::new(Inner::new(Kind::Greenlet, Some(entry), crate::stack::DEFAULT_STACK_SIZE));
+        inner.with_extra(|e| e.parent = Some(core::current()));
+        Greenlet { inner }
+    }
+
+    /// The running green thread (the OS thread's root greenlet outside any).
+    pub fn current() -> Greenlet {
+        Greenlet { inner: core::current() }
+    }
+
+    /// The greenlet that receives this one's result: its creator, unless
+    /// re-parented. `None` for the root and for green threads spawned on the
+    /// hub (their result goes to their `JoinHandle`).
+    pub fn parent(&self) -> Option<Greenlet> {
+        match self.inner.kind {
+            Kind::Greenlet => Some(Greenlet { inner: self.inner.parent().unwrap_or_else(hub::root) }),
+            Kind::Root | Kind::Task => None,
+        }
+    }
+
+    /// Changes the parent.
+    ///
+    /// # Panics
+    /// If it would make a cycle, or if `self` is a root or a spawned green thread.
+    pub fn set_parent(&self, parent: &Greenlet) {
+        assert!(self.inner.kind == Kind::Greenlet, "greenhub: only a Greenlet::new greenlet has a settable parent");
+        let mut p = Some(parent.inner.clone());
+        while let Some(g) = p {
+            assert!(!Rc::ptr_eq(&g, &self.inner), "greenhub: set_parent would make a cycle");
+            p = g.parent();
+        }
+        self.inner.with_extra(|e| e.parent = Some(parent.inner.clone()));
+    }
+
+    /// Whether the function has begun running.
+    pub fn is_started(&self) -> bool {
+        self.inner.is_started()
+    }
+
+    /// Whether the function has ended (returned, panicked or was killed).
+    /// A root greenlet is never dead.
+    pub fn is_dead(&self) -> bool {
+        self.inner.is_dead()
+    }
+
+    /// A number unique among the process's green threads (the root's is 0).
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Switches to this greenlet, handing it `value`; returns the value that
+    /// the next switch back to the caller carries.
+    ///
+    /// # Panics
+    /// On any [`SwitchError`] (see [`try_switch`](Greenlet::try_switch)),
+    /// and re-raises a panic or throw that reaches the caller.
+    ///
+    /// # Blocking
+    /// The caller is paused until something switches back to it.
+    pub fn switch<T: 'static, R: 'static>(&self, value: T) -> R {
+        match self.try_switch(value) {
+            Ok(r) => r,
+            Err(e) => panic!("greenhub: {e}"),
+        }
+    }
+
+    /// Like [`switch`](Greenlet::switch), returning errors instead of panicking.
+    ///
+    /// ```
+    /// use greenhub::{Greenlet, SwitchError};
+    /// let g = Greenlet::new(|x: u8| x);
+    /// assert_eq!(g.try_switch::<u8, u8>(3).unwrap(), 3);
+    /// assert!(matches!(g.try_switch::<u8, u8>(3), Err(SwitchError::Dead)));
+    /// let h = Greenlet::new(|x: u8| x);
+    /// let e = h.try_switch::<u8, String>(3).unwrap_err();
+    /// assert_eq!(e.to_string(), "switch expected a value of type `alloc::string::String` but received `u8`");
+    /// ```
+    pub fn try_switch<T: 'static, R: 'static>(&self, value: T) -> Result<R, SwitchError> {
+        hub::assert_can_block();
+        let cur = core::current();
+        if Rc::ptr_eq(&cur, &self.inner) {
+            return core::downcast::<R>(Box::new(value)).map_err(type_mismatch);
+        }
+        self.check_switchable()?;
+        self.inner.ensure_started().map_err(SwitchError::NoStack)?;
+        let msg = transfer(&cur, Next::Switch(self.inner.clone(), Msg::Value(Box::new(value))));
+        match msg {
+            Msg::Value(v) => core::downcast::<R>(v).map_err(type_mismatch),
+            Msg::Throw(p) => panic::resume_unwind(p),
+            Msg::Wake => unreachable!("greenhub: a throw is pending for the greenlet"),
+        }
+    }
+
+    fn check_switchable(&self) -> Result<(), SwitchError> {
+        match self.inner.state.get() {
+            State::Dead => Err(SwitchError::Dead),
+            State::Parked | State::Scheduled => Err(SwitchError::Parked),
+            State::Suspended | State::Running => Ok(()),
+        }
+    }
+
+    /// Raises `payload` as a panic inside this greenlet at its paused point,
+    /// unwinding its stack. Uncaught there, the greenlet dies and the panic
+    /// goes on to its parent. A greenlet that has not started dies without
+    /// running and the panic goes straight to its parent. Returns what the
+    /// next switch back to the caller carries.
+    ///
+    /// # Panics
+    /// As [`switch`](Greenlet::switch); a dead target is an error.
+    pub fn throw<R: 'static>(&self, payload: Box<dyn Any + Send>) -> R {
+        match self.try_throw(Msg::Throw(payload)) {
+            Ok(r) => r,
+            Err(e) => panic!("greenhub: {e}"),
+        }
+    }
+
+    fn try_throw<R: 'static>(&self, msg: Msg) -> Result<R, SwitchError> {
+        hub::assert_can_block();
+        let cur = core::current();
+        if Rc::ptr_eq(&cur, &self.inner) {
+            if let Msg::Throw(p) = msg {
+                panic::resume_unwind(p);
+            }
+        }
+        self.check_switchable()?;
+        let target = if self.inner.is_started() {
+            self.inner.clone()
+        } else {
+            // Never started: it dies unrun and the throw lands in its parent.
+            self.inner.kill_unstarted();
+            let mut p = self.inner.parent().unwrap_or_else(hub::root);
+            while p.is_dead() {
+                p = p.parent().unwrap_or_else(hub::root);
+            }
+            if Rc::ptr_eq(&p, &cur) {
+                match msg {
+                    Msg::Throw(payload) => panic::resume_unwind(payload),
+                    _ => unreachable!(),
+                }
+            }
+            p
+        };
+        match transfer(&cur, Next::Switch(target, msg)) {
+            Msg::Value(v) => core::downcast::<R>(v).map_err(type_mismatch),
+            Msg::Throw(p) => panic::resume_unwind(p),
+            Msg::Wake => unreachable!("greenhub: a throw is pending for the greenlet"),
+        }
+    }
+
+    /// Kills the greenlet: unwinds its stack from its paused point (its
+    /// destructors run) and its parent receives [`GreenletExit`]. Killing an
+    /// unstarted greenlet means its function never runs; killing a dead one
+    /// does nothing. A greenlet parked on the hub (sleeping, waiting on I/O)
+    /// is unwound when the hub next runs it.
+    ///
+    /// ```
+    /// use greenhub::Greenlet;
+    /// let g = Greenlet::new(|(): ()| {
+    ///     let _guard = scopeguard(|| println!("cleaned up"));
+    ///     Greenlet::current().parent().unwrap().switch::<(), ()>(());
+    ///     unreachable!("killed while paused");
+    /// });
+    /// g.switch::<(), ()>(());
+    /// g.kill();
+    /// assert!(g.is_dead());
+    /// # struct Guard<F: FnMut()>(F);
+    /// # impl<F: FnMut()> Drop for Guard<F> { fn drop(&mut self) { (self.0)() } }
+    /// # fn scopeguard<F: FnMut()>(f: F) -> Guard<F> { Guard(f) }
+    /// ```
+    pub fn kill(&self) {
+        match self.inner.state.get() {
+            State::Dead => {}
+            _ if !self.inner.is_started() => self.inner.kill_unstarted(),
+            State::Parked | State::Scheduled => hub::deliver_throw(&self.inner, core::THROW_KILL),
+            _ => {
+                let _: Result<GreenletExitOrAny, _> = self.try_throw(Msg::Throw(Box::new(KillUnwind)));
+            }
+        }
+    }
+}
+
+/// Whatever the parent was handed when the killed greenlet died: normally
+/// `GreenletExit`; anything else is dropped.
+type GreenletExitOrAny = Box<dyn Any>;
+
+fn type_mismatch((expected, found): (&'static str, &'static str)) -> SwitchError {
+    SwitchError::TypeMismatch { expected, found }
+}
+
+/// Leaves `cur` for the trampoline; `cur` waits for a switch back.
+fn transfer(cur: &Inner, next: Next) -> Msg {
+    cur.state.set(State::Suspended);
+    let msg = match core::leave(next) {
+        Ok(msg) => msg,
+        Err(core::WouldBlockForever) => {
+            cur.state.set(State::Running);
+            panic!(
+                "greenhub: this operation would block forever: the main greenlet switched away \
+                 and nothing can switch back to it"
+            )
+        }
+    };
+    cur.check_throw();
+    msg
+}
+
+impl Drop for Greenlet {
+    fn drop(&mut self) {
+        let g = &self.inner;
+        let paused = g.kind == Kind::Greenlet && g.state.get() == State::Suspended && g.is_started();
+        if !paused || Rc::strong_count(g) != 1 {
+            return;
+        }
+        // The last handle of a paused greenlet: unwind it now, returning here,
+        // as greenlet does on collection. Not possible from a hub callback or
+        // while the OS thread is tearing down; there it is left suspended.
+        if hub::try_can_block() {
+            if let Some(cur) = core::try_current() {
+                g.with_extra(|e| e.parent = Some(cur));
+                let _: Result<GreenletExitOrAny, _> = self.try_throw(Msg::Throw(Box::new(KillUnwind)));
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Greenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}

@@ -1,0 +1,114 @@
+//! Callbacks on the hub, as asyncio's loop has them: `call_soon`,
+//! `call_later`, `call_at`.
+//!
+//! A callback runs on the hub itself, between green threads, and must not
+//! block (it panics if it tries); spawn a green thread for blocking work.
+
+use std::cell::Cell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::timers::{Action, TimerKey};
+use super::{with, Ready};
+
+/// A callback waiting to run; emptied when it runs or is cancelled.
+pub(crate) struct CallSlot {
+    f: Cell<Option<Box<dyn FnOnce()>>>,
+}
+
+impl CallSlot {
+    pub(crate) fn take(&self) -> Option<Box<dyn FnOnce()>> {
+        self.f.take()
+    }
+}
+
+/// A scheduled callback, returned by [`call_soon`], [`call_later`] and
+/// [`call_at`]. Dropping it does not cancel the callback.
+pub struct CallHandle {
+    slot: Rc<CallSlot>,
+    timer: Option<TimerKey>,
+}
+
+impl CallHandle {
+    /// Cancels the callback if it has not run yet; returns whether it was
+    /// still pending.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = greenhub::call_later(Duration::from_millis(1), || panic!("cancelled"));
+    /// assert!(h.cancel());
+    /// greenhub::sleep(Duration::from_millis(5));
+    /// assert!(!h.cancel());
+    /// ```
+    pub fn cancel(&self) -> bool {
+        let pending = self.slot.f.take().is_some();
+        if let Some(key) = self.timer {
+            with(|h| h.timers.borrow_mut().remove(key));
+        }
+        pending
+    }
+
+    /// Whether the callback still waits to run.
+    pub fn is_pending(&self) -> bool {
+        // Take and put back: `Cell<Option<Box<..>>>` has no peek.
+        let f = self.slot.f.take();
+        let pending = f.is_some();
+        self.slot.f.set(f);
+        pending
+    }
+}
+
+impl fmt::Debug for CallHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallHandle").field("pending", &self.is_pending()).finish()
+    }
+}
+
+fn slot(f: impl FnOnce() + 'static) -> Rc<CallSlot> {
+    Rc::new(CallSlot { f: Cell::new(Some(Box::new(f))) })
+}
+
+/// Runs `f` on the hub as soon as possible: after what is already queued,
+/// before any timer due later.
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let l = log.clone();
+/// greenhub::call_soon(move || l.borrow_mut().push("soon"));
+/// greenhub::yield_now();
+/// assert_eq!(*log.borrow(), ["soon"]);
+/// ```
+pub fn call_soon(f: impl FnOnce() + 'static) -> CallHandle {
+    let slot = slot(f);
+    with(|h| h.push(Ready::Call(slot.clone())));
+    CallHandle { slot, timer: None }
+}
+
+/// Runs `f` on the hub after `delay`.
+///
+/// ```
+/// use std::time::Duration;
+/// greenhub::call_later(Duration::from_millis(5), || println!("later"));
+/// greenhub::sleep(Duration::from_millis(10));
+/// ```
+pub fn call_later(delay: Duration, f: impl FnOnce() + 'static) -> CallHandle {
+    call_at(Instant::now() + delay, f)
+}
+
+/// Runs `f` on the hub at `when` (on the [`now`](crate::now) clock). Timers
+/// fire in deadline order, FIFO among equal deadlines.
+///
+/// ```
+/// use std::time::Duration;
+/// let at = greenhub::now() + Duration::from_millis(5);
+/// greenhub::call_at(at, || println!("at"));
+/// greenhub::sleep(Duration::from_millis(10));
+/// ```
+pub fn call_at(when: Instant, f: impl FnOnce() + 'static) -> CallHandle {
+    let slot = slot(f);
+    let key = with(|h| h.timers.borrow_mut().insert(when, Action::Call(slot.clone())));
+    CallHandle { slot, timer: Some(key) }
+}

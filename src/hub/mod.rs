@@ -1,0 +1,469 @@
+//! The hub: one scheduler per OS thread, created on first use.
+//!
+//! It holds the ready queue, the timers and the poller. Every blocking call
+//! in greenhub ends in [`park`]: the caller registers a [`Waker`] wherever it
+//! waits, then switches to the hub, which runs whatever is ready and sleeps in
+//! the poller when nothing is. Each turn of the loop: fire due timers, run the
+//! green threads and callbacks that were ready when the turn began, and, when
+//! nothing is ready, sleep until the earliest timer.
+
+pub(crate) mod callback;
+pub(crate) mod timers;
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::greenlet::core::{self, Inner, Kind, Msg, Next, State, WaitState, WouldBlockForever};
+pub use crate::greenlet::core::Wake;
+use crate::sys::Poller;
+use callback::CallSlot;
+use timers::{Action, Timers};
+
+/// Something in the ready queue.
+pub(crate) enum Ready {
+    Green(Rc<Inner>),
+    Call(Rc<CallSlot>),
+}
+
+pub(crate) struct Hub {
+    /// The OS thread's own green thread: the one running `main`.
+    root: Rc<Inner>,
+    /// Green threads to resume and callbacks to run, in order.
+    ready: RefCell<VecDeque<Ready>>,
+    /// How many ready entries remain in this turn; entries queued during the
+    /// turn wait for the next, so timers and I/O are looked at between turns
+    /// however busy the green threads keep the queue.
+    batch: Cell<usize>,
+    /// Sleeps, park deadlines, timeouts and timed callbacks.
+    pub(crate) timers: RefCell<Timers>,
+    /// Created the first time the hub has to wait.
+    poller: OnceCell<Option<Poller>>,
+    /// A callback is running on the hub's stack: blocking there is an error.
+    in_callback: Cell<bool>,
+    /// `stop()` was called; `run_forever` returns.
+    stop_requested: Cell<bool>,
+    /// The green thread waiting in `run_forever`.
+    stop_waker: RefCell<Option<Waker>>,
+    /// Source of `with_timeout` tokens (>= 2; see `THROW_*`).
+    next_token: Cell<u64>,
+}
+
+thread_local! {
+    static HUB: Hub = Hub::new();
+}
+
+impl Hub {
+    fn new() -> Hub {
+        Hub {
+            root: {
+                crate::stack::install_overflow_handler();
+                Rc::new(Inner::new(Kind::Root, None, 0))
+            },
+            ready: RefCell::new(VecDeque::new()),
+            batch: Cell::new(0),
+            timers: RefCell::new(Timers::default()),
+            poller: OnceCell::new(),
+            in_callback: Cell::new(false),
+            stop_requested: Cell::new(false),
+            stop_waker: RefCell::new(None),
+            next_token: Cell::new(2),
+        }
+    }
+
+    pub(crate) fn push(&self, r: Ready) {
+        self.ready.borrow_mut().push_back(r);
+    }
+
+    pub(crate) fn token(&self) -> u64 {
+        let t = self.next_token.get();
+        self.next_token.set(t + 1);
+        t
+    }
+
+    /// The next green thread to resume, running callbacks on the way.
+    /// `None` when nothing can ever become ready.
+    fn next_ready(&self) -> Option<Rc<Inner>> {
+        loop {
+            let left = self.batch.get();
+            if left == 0 {
+                if !self.turn() {
+                    return None;
+                }
+                continue;
+            }
+            self.batch.set(left - 1);
+            let item = self.ready.borrow_mut().pop_front();
+            match item {
+                Some(Ready::Green(g)) if g.state.get() == State::Scheduled => return Some(g),
+                Some(Ready::Green(_)) => {}
+                Some(Ready::Call(c)) => self.run_callback(&c),
+                None => self.batch.set(0),
+            }
+        }
+    }
+
+    /// Begins a turn: fires due timers, waits if nothing is ready. Returns
+    /// false when nothing is ready and nothing ever could be.
+    fn turn(&self) -> bool {
+        if !self.timers.borrow().is_empty() {
+            self.fire_timers(Instant::now());
+            if self.ready.borrow().is_empty() {
+                let next = self.timers.borrow().next_deadline();
+                if let Some(deadline) = next {
+                    self.wait(Some(deadline.saturating_duration_since(Instant::now())));
+                    self.fire_timers(Instant::now());
+                }
+            }
+        } else if self.ready.borrow().is_empty() {
+            return false;
+        }
+        self.batch.set(self.ready.borrow().len());
+        true
+    }
+
+    fn fire_timers(&self, now: Instant) {
+        loop {
+            let due = self.timers.borrow_mut().pop_due(now);
+            match due {
+                None => break,
+                Some(Action::Wake(w)) => {
+                    w.wake_with(Wake::TimedOut);
+                }
+                Some(Action::Call(c)) => self.push(Ready::Call(c)),
+                Some(Action::Throw(g, token)) => deliver_throw(&g, token),
+            }
+        }
+    }
+
+    /// Sleeps in the poller (or, if no poller can be had, the OS thread).
+    fn wait(&self, timeout: Option<Duration>) {
+        let poller = self.poller.get_or_init(|| Poller::new().ok());
+        match poller {
+            Some(p) => p.wait(timeout),
+            None => std::thread::sleep(timeout.unwrap_or(Duration::from_millis(10))),
+        }
+    }
+
+    fn run_callback(&self, c: &CallSlot) {
+        if let Some(f) = c.take() {
+            self.in_callback.set(true);
+            // A panicking callback must not stop the hub; the panic hook has
+            // already reported it, as gevent prints a failed callback.
+            let _ = panic::catch_unwind(AssertUnwindSafe(f));
+            self.in_callback.set(false);
+        }
+    }
+
+    fn assert_can_block(&self) {
+        assert!(
+            !self.in_callback.get(),
+            "greenhub: a hub callback tried to block (park, sleep, join or switch); \
+             callbacks run on the hub itself and must return promptly: \
+             spawn a green thread for blocking work"
+        );
+    }
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub").field("ready", &self.ready.borrow().len()).finish()
+    }
+}
+
+/// Runs `f` with this OS thread's hub.
+pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
+    HUB.with(f)
+}
+
+/// This OS thread's root green thread.
+pub(crate) fn root() -> Rc<Inner> {
+    HUB.with(|h| h.root.clone())
+}
+
+/// The root, or `None` once the hub's thread-local is gone (thread exit).
+pub(crate) fn try_root() -> Option<Rc<Inner>> {
+    HUB.try_with(|h| h.root.clone()).ok()
+}
+
+/// Whether blocking is possible now: not in a callback, not at thread exit.
+pub(crate) fn try_can_block() -> bool {
+    HUB.try_with(|h| !h.in_callback.get()).unwrap_or(false)
+}
+
+pub(crate) fn next_ready() -> Option<Rc<Inner>> {
+    HUB.with(|h| h.next_ready())
+}
+
+/// Panics unless the running code may block (not inside a hub callback).
+pub(crate) fn assert_can_block() {
+    HUB.with(|h| h.assert_can_block());
+}
+
+/// Makes a pending throw take effect: wakes the target if it is parked.
+pub(crate) fn deliver_throw(g: &Rc<Inner>, code: u64) {
+    if g.is_dead() {
+        return;
+    }
+    g.set_throw(code);
+    if g.wait.get() == WaitState::Parked {
+        Waker { g: g.clone(), seq: g.seq.get() }.wake_with(Wake::TimedOut);
+    }
+}
+
+/// Wakes one park of one green thread, at most once.
+///
+/// A `Waker` is handed to the `register` closure of [`park`]; store it
+/// wherever the event will happen, and call [`wake`](Waker::wake) when it
+/// does. Wakes after the park has ended (it timed out, or another waker of
+/// the same park fired first) are ignored, so a stale waker left in a list is
+/// harmless.
+#[derive(Clone)]
+pub struct Waker {
+    g: Rc<Inner>,
+    seq: u64,
+}
+
+impl Waker {
+    /// A waker for `g`'s current park.
+    pub(crate) fn new(g: Rc<Inner>) -> Waker {
+        let seq = g.seq.get();
+        Waker { g, seq }
+    }
+
+    /// Ends the park this waker belongs to with [`Wake::Ready`]. Returns
+    /// whether it did (false if the park already ended).
+    ///
+    /// ```
+    /// use greenhub::hub::{park, Wake};
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    ///
+    /// let slot = Rc::new(RefCell::new(None));
+    /// let s = slot.clone();
+    /// greenhub::call_soon(move || {
+    ///     let w: greenhub::hub::Waker = s.borrow_mut().take().unwrap();
+    ///     assert!(w.wake());
+    ///     assert!(!w.wake(), "a wake is delivered once");
+    /// });
+    /// let why = park(None, |w| *slot.borrow_mut() = Some(w.clone()));
+    /// assert_eq!(why, Wake::Ready);
+    /// ```
+    pub fn wake(&self) -> bool {
+        self.wake_with(Wake::Ready)
+    }
+
+    pub(crate) fn wake_with(&self, reason: Wake) -> bool {
+        let g = &self.g;
+        if g.seq.get() != self.seq {
+            return false;
+        }
+        match g.wait.get() {
+            WaitState::Armed => {
+                g.wait.set(WaitState::Woken);
+                g.reason.set(reason);
+                true
+            }
+            WaitState::Parked => {
+                g.wait.set(WaitState::Woken);
+                g.reason.set(reason);
+                g.state.set(State::Scheduled);
+                HUB.try_with(|h| h.push(Ready::Green(g.clone()))).is_ok()
+            }
+            WaitState::Idle | WaitState::Woken => false,
+        }
+    }
+}
+
+impl fmt::Debug for Waker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waker").field("green_thread", &self.g.id).field("seq", &self.seq).finish()
+    }
+}
+
+/// Parks the current green thread until a [`Waker`] wakes it or `deadline`
+/// passes: the one primitive every blocking call in greenhub waits through.
+///
+/// `register` receives the waker for this park before the switch; store it
+/// where the awaited event will find it. A wake delivered inside `register`
+/// makes `park` return at once without switching. Wakes carry no data: the
+/// caller re-checks its condition after waking, so nothing is lost if the
+/// park is cut short.
+///
+/// # Blocking
+/// Switches to the hub until woken.
+///
+/// # Panics
+/// - A kill (or an expired [`with_timeout`](crate::with_timeout)) aimed at
+///   this green thread unwinds from here, running destructors on the way, so
+///   registrations held by guards are released.
+/// - On the root green thread, when nothing else can ever run (no ready green
+///   thread, no timer): "this operation would block forever", as gevent says.
+/// - Inside a hub callback (callbacks must not block).
+///
+/// ```
+/// use greenhub::hub::{park, Wake};
+/// use std::time::{Duration, Instant};
+///
+/// let why = park(Some(Instant::now() + Duration::from_millis(5)), |_waker| {});
+/// assert_eq!(why, Wake::TimedOut);
+/// ```
+pub fn park(deadline: Option<Instant>, register: impl FnOnce(&Waker)) -> Wake {
+    match park_inner(deadline, register) {
+        Ok(w) => w,
+        Err(WouldBlockForever) => panic!(
+            "greenhub: this operation would block forever: the main green thread is waiting, \
+             and no other green thread, timer or I/O can ever wake it"
+        ),
+    }
+}
+
+pub(crate) fn park_inner(
+    deadline: Option<Instant>,
+    register: impl FnOnce(&Waker),
+) -> Result<Wake, WouldBlockForever> {
+    assert_can_block();
+    let cur = core::current();
+    cur.check_throw();
+    let waker = Waker { g: cur.clone(), seq: cur.seq.get() };
+    cur.wait.set(WaitState::Armed);
+    register(&waker);
+    if cur.wait.get() == WaitState::Woken {
+        end_wait(&cur);
+        return Ok(cur.reason.get());
+    }
+    let timer = deadline.map(|d| HUB.with(|h| h.timers.borrow_mut().insert(d, Action::Wake(waker))));
+    cur.wait.set(WaitState::Parked);
+    cur.state.set(State::Parked);
+    let msg = core::leave(Next::Schedule);
+    end_wait(&cur);
+    if let Some(key) = timer {
+        HUB.with(|h| h.timers.borrow_mut().remove(key));
+    }
+    match msg {
+        Err(e) => {
+            cur.state.set(State::Running);
+            Err(e)
+        }
+        Ok(msg) => {
+            take_wake(msg);
+            cur.check_throw();
+            Ok(cur.reason.get())
+        }
+    }
+}
+
+fn end_wait(g: &Inner) {
+    g.wait.set(WaitState::Idle);
+    g.seq.set(g.seq.get() + 1);
+}
+
+/// Accepts the message a parked or yielding green thread is resumed with.
+fn take_wake(msg: Msg) {
+    match msg {
+        Msg::Wake => {}
+        Msg::Throw(p) => panic::resume_unwind(p),
+        Msg::Value(v) => panic!(
+            "greenhub: invalid switch into a green thread parked on the hub \
+             (it was sent a value of type {})",
+            (*v).type_name()
+        ),
+    }
+}
+
+/// Lets every other ready green thread and callback run, then continues:
+/// gevent's `sleep(0)`. The hub also looks at timers (and I/O) before this
+/// green thread runs again, so a loop of `yield_now` starves nothing.
+///
+/// # Blocking
+/// Switches to the hub once.
+///
+/// ```
+/// let h = greenhub::spawn(|| 7);
+/// greenhub::yield_now();
+/// assert!(h.is_finished());
+/// ```
+pub fn yield_now() {
+    assert_can_block();
+    let cur = core::current();
+    cur.check_throw();
+    cur.state.set(State::Scheduled);
+    HUB.with(|h| h.push(Ready::Green(cur.clone())));
+    match core::leave(Next::Schedule) {
+        Ok(msg) => take_wake(msg),
+        Err(WouldBlockForever) => unreachable!("greenhub: the yielding green thread was ready"),
+    }
+    cur.check_throw();
+}
+
+/// Parks the current green thread for `duration`; other green threads run
+/// meanwhile. `sleep(Duration::ZERO)` is [`yield_now`].
+///
+/// # Blocking
+/// Parks until the time has passed.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// greenhub::sleep(Duration::from_millis(20));
+/// assert!(start.elapsed() >= Duration::from_millis(20));
+/// ```
+pub fn sleep(duration: Duration) {
+    if duration.is_zero() {
+        return yield_now();
+    }
+    sleep_until(Instant::now() + duration);
+}
+
+/// Parks the current green thread until `deadline`.
+///
+/// # Blocking
+/// Parks until the deadline has passed.
+pub fn sleep_until(deadline: Instant) {
+    while park(Some(deadline), |_| {}) != Wake::TimedOut {}
+}
+
+/// The hub's clock (monotonic), the time base of `call_at` and deadlines.
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// Runs the hub until [`stop`] is called, for programs that only serve:
+/// the current green thread parks and everything else runs. Returns early
+/// if nothing is left that could ever call `stop` (no green thread can run
+/// and no timer is pending), as gevent's `wait()` does.
+///
+/// # Blocking
+/// Parks until `stop()`.
+///
+/// ```
+/// use std::time::Duration;
+/// greenhub::call_later(Duration::from_millis(10), greenhub::stop);
+/// greenhub::run_forever(); // returns after ~10 ms
+/// ```
+pub fn run_forever() {
+    if HUB.with(|h| h.stop_requested.replace(false)) {
+        return yield_now();
+    }
+    let waited = park_inner(None, |w| HUB.with(|h| *h.stop_waker.borrow_mut() = Some(w.clone())));
+    HUB.with(|h| {
+        h.stop_waker.borrow_mut().take();
+        h.stop_requested.set(false);
+    });
+    let _ = waited;
+}
+
+/// Makes [`run_forever`] return. Called before `run_forever`, it makes the
+/// next `run_forever` return after one pass of the loop (asyncio's rule).
+pub fn stop() {
+    let waker = HUB.with(|h| {
+        h.stop_requested.set(true);
+        h.stop_waker.borrow_mut().take()
+    });
+    if let Some(w) = waker {
+        w.wake();
+    }
+}

@@ -1,0 +1,517 @@
+//! Green-thread stacks: a per-OS-thread pool of guarded stacks, and the
+//! report printed when a green thread overflows its stack.
+//!
+//! Every stack is one slot of address space, low to high: one guard page,
+//! then the usable bytes; the stack grows down from the top towards the
+//! guard. Rust probes every page of a large frame, so one guard page is
+//! enough to catch any overflow.
+//!
+//! Where the kernel supports guards without a mapping of their own
+//! (`MADV_GUARD_INSTALL`), slots are carved from large slabs, so a million
+//! live stacks cost about a thousand mappings. Elsewhere, or when
+//! `GREENHUB_STACK_GUARD=mprotect` is set, each stack is its own mapping with
+//! an `mprotect` guard: two mappings per stack, and `vm.max_map_count` caps
+//! the number of live green threads.
+//!
+//! Memory is committed only when touched: a fresh stack costs address space,
+//! and a green thread that stays shallow costs the one or two pages at the
+//! top of its stack. Nothing here pre-faults or clears a stack.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::num::NonZeroUsize;
+use std::ptr::NonNull;
+use std::sync::OnceLock;
+
+use corosensei::stack::{StackPointer, MIN_STACK_SIZE};
+
+use crate::sys;
+
+/// Default usable size of a green thread's stack, in bytes: 64 KiB.
+///
+/// Measured on x86-64 Linux by filling a stack with a pattern and finding
+/// the deepest byte changed (test `stack::tests::default_size_fits_ordinary_code`):
+/// `println!` of floats and `{:?}` of a struct uses about 2.5 KiB; a panic
+/// caught by `catch_unwind`, with the default hook printing its message,
+/// about 9 KiB; the same with `RUST_BACKTRACE=1`, which symbolises the
+/// backtrace, about 30 KiB. 64 KiB leaves twice the worst of these.
+///
+/// Only touched pages cost memory, so the size is address space, not RSS:
+/// a green thread parked in a sleep touches just the top page.
+pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+
+/// Bytes of address space reserved per slab. Large, so that mappings stay
+/// few (a million 68 KiB slots take about a thousand slabs), yet far from
+/// exhausting the 128 TiB of a 64-bit address space.
+const SLAB_BYTES: usize = 64 << 20;
+
+/// Bytes of returned stacks per size class kept "hot" (memory intact, reused
+/// first). Stacks returned beyond this have their memory released, so a
+/// burst of green threads does not leave its memory behind.
+const HOT_BYTES: usize = 16 << 20;
+
+/// Bounds on the number of hot stacks per size class, whatever the size.
+const HOT_MIN: usize = 16;
+const HOT_MAX: usize = 1024;
+
+/// The environment variable that forces `mprotect` guards (value
+/// `mprotect`), e.g. to test the fallback on a kernel with lightweight ones.
+const GUARD_ENV: &str = "GREENHUB_STACK_GUARD";
+
+/// How this process makes guard pages; decided once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GuardMode {
+    /// Slots carved from slabs, guards installed by `MADV_GUARD_INSTALL`.
+    Slab,
+    /// One mapping per stack, guard made by `mprotect` (splits it in two).
+    Separate,
+}
+
+/// The guard mode of this process: lightweight guards if the kernel has
+/// them and the environment does not force `mprotect`.
+fn guard_mode() -> GuardMode {
+    static MODE: OnceLock<GuardMode> = OnceLock::new();
+    *MODE.get_or_init(|| {
+        let forced = std::env::var_os(GUARD_ENV).is_some_and(|v| v == "mprotect");
+        if !forced && sys::light_guards_supported() {
+            GuardMode::Slab
+        } else {
+            GuardMode::Separate
+        }
+    })
+}
+
+/// A guarded stack for one green thread.
+///
+/// Sixteen bytes, because it is stored inline in every coroutine. `!Send`
+/// (through the pointer): it belongs to the pool of the OS thread that took
+/// it, and goes back there when dropped.
+#[derive(Debug)]
+pub(crate) struct Stack {
+    /// One past the highest usable byte; page aligned.
+    base: NonNull<u8>,
+    /// Usable bytes between the guard and `base`; a multiple of the page.
+    size: u32,
+}
+
+impl Stack {
+    /// Takes a stack of at least `size` usable bytes from this thread's pool,
+    /// or maps a new one.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `size` exceeds 4 GiB. When address space, memory or
+    /// mappings run out, the OS error's kind (usually `OutOfMemory`) with a
+    /// message naming the limit that was hit and how to raise it.
+    pub(crate) fn new(size: usize) -> io::Result<Stack> {
+        let size = class_size(size)?;
+        let base = POOL
+            .try_with(|pool| pool.borrow_mut().take(size))
+            .map_err(|_| {
+                io::Error::other("greenhub: cannot take a stack while this thread is exiting")
+            })??;
+        debug_assert_eq!(base % sys::page_size(), 0);
+        Ok(Stack {
+            // SAFETY: `take` returns the top of a mapped slot, never 0.
+            base: unsafe { NonNull::new_unchecked(base as *mut u8) },
+            size: size as u32,
+        })
+    }
+
+    /// Usable bytes, excluding the guard page.
+    pub(crate) fn usable_size(&self) -> usize {
+        self.size as usize
+    }
+
+    /// The guard region, as (lowest address, one past the highest).
+    pub(crate) fn guard(&self) -> (usize, usize) {
+        let hi = self.base.as_ptr() as usize - self.usable_size();
+        (hi - sys::page_size(), hi)
+    }
+}
+
+// SAFETY: `base` is the page-aligned top of `size` bytes of read-write
+// memory owned by this value, and `limit` is the bottom of the guard page
+// right below them, which faults on any access (installed when the slot was
+// created and never removed while the slot exists).
+unsafe impl corosensei::stack::Stack for Stack {
+    fn base(&self) -> StackPointer {
+        // SAFETY: `base` is a non-null pointer.
+        unsafe { NonZeroUsize::new_unchecked(self.base.as_ptr() as usize) }
+    }
+
+    fn limit(&self) -> StackPointer {
+        // SAFETY: the guard sits above address 0, which is never mapped.
+        unsafe { NonZeroUsize::new_unchecked(self.guard().0) }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let (base, size) = (self.base.as_ptr() as usize, self.usable_size());
+        // If the pool is gone (its thread is exiting), it may have unmapped
+        // or leaked the slab; leaking the slot is the only safe choice.
+        let _ = POOL.try_with(|pool| {
+            if let Ok(mut pool) = pool.try_borrow_mut() {
+                pool.give_back(base, size);
+            }
+        });
+    }
+}
+
+/// The usable size of the class serving a request: rounded up to pages, at
+/// least corosensei's minimum, at most what `Stack::size` holds.
+fn class_size(size: usize) -> io::Result<usize> {
+    let page = sys::page_size();
+    let rounded = size
+        .max(MIN_STACK_SIZE)
+        .checked_next_multiple_of(page)
+        .filter(|&s| s <= u32::MAX as usize - page);
+    rounded.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("greenhub: a green thread stack of {size} bytes is larger than 4 GiB"),
+        )
+    })
+}
+
+/// How many returned stacks of `size` usable bytes to keep hot.
+fn hot_limit(size: usize) -> usize {
+    (HOT_BYTES / size).clamp(HOT_MIN, HOT_MAX)
+}
+
+thread_local! {
+    /// This OS thread's stacks. Stacks never cross threads, so no locking.
+    static POOL: RefCell<Pool> = const { RefCell::new(Pool::new()) };
+}
+
+/// The stacks of one OS thread, by size class.
+struct Pool {
+    /// One entry per size ever requested; few in practice, so a linear
+    /// search (most recently added last) is fastest.
+    classes: Vec<Class>,
+    /// Every slab mapped by this pool, as (address, length), to unmap at
+    /// thread exit.
+    slabs: Vec<(usize, usize)>,
+    /// Stacks handed out and not yet returned; slabs can be unmapped only
+    /// when this is zero.
+    outstanding: usize,
+}
+
+/// Free stacks of one usable size, identified by their top address.
+struct Class {
+    /// Usable bytes of every stack in this class.
+    size: usize,
+    /// Returned stacks whose memory is intact: the cheapest to reuse.
+    hot: Vec<usize>,
+    /// Returned stacks whose memory was released (slab mode only); reusing
+    /// one costs page faults, not a system call.
+    cold: Vec<usize>,
+    /// The unused part of this class's newest slab, `[next, end)`.
+    next: usize,
+    end: usize,
+}
+
+impl Pool {
+    const fn new() -> Pool {
+        Pool {
+            classes: Vec::new(),
+            slabs: Vec::new(),
+            outstanding: 0,
+        }
+    }
+
+    /// Index of the class for `size`, created if new.
+    fn class_index(&mut self, size: usize) -> usize {
+        if let Some(i) = self.classes.iter().position(|c| c.size == size) {
+            return i;
+        }
+        self.classes.push(Class {
+            size,
+            hot: Vec::new(),
+            cold: Vec::new(),
+            next: 0,
+            end: 0,
+        });
+        self.classes.len() - 1
+    }
+
+    /// Top address of a free stack of `size` usable bytes.
+    fn take(&mut self, size: usize) -> io::Result<usize> {
+        let i = self.class_index(size);
+        let class = &mut self.classes[i];
+        let base = match class.hot.pop().or_else(|| class.cold.pop()) {
+            Some(base) => base,
+            None => match guard_mode() {
+                GuardMode::Slab => self.carve(i)?,
+                GuardMode::Separate => map_separate(size)?,
+            },
+        };
+        self.outstanding += 1;
+        Ok(base)
+    }
+
+    /// Carves a new slot for class `i` from its slab (mapping a new slab if
+    /// the current one is used up) and installs the slot's guard.
+    fn carve(&mut self, i: usize) -> io::Result<usize> {
+        let page = sys::page_size();
+        let class = &mut self.classes[i];
+        let slot = class.size + page;
+        if class.end - class.next < slot {
+            let (addr, len) = map_slab(slot, class.size)?;
+            self.slabs.push((addr, len));
+            (class.next, class.end) = (addr, addr + len);
+        }
+        let lo = class.next;
+        sys::install_light_guard(lo, page).map_err(|e| map_error(e, class.size))?;
+        class.next += slot;
+        Ok(lo + slot)
+    }
+
+    /// Takes back the stack whose top is `base`: hot if there is room,
+    /// otherwise its memory (and in separate mode its mappings) released.
+    fn give_back(&mut self, base: usize, size: usize) {
+        self.outstanding -= 1;
+        let Some(class) = self.classes.iter_mut().find(|c| c.size == size) else {
+            debug_assert!(false, "stack returned to a pool without its class");
+            return;
+        };
+        if class.hot.len() < hot_limit(size) {
+            class.hot.push(base);
+            return;
+        }
+        match guard_mode() {
+            GuardMode::Slab => {
+                sys::discard(base - size, size);
+                class.cold.push(base);
+            }
+            // Mappings are the scarce resource in this mode (two per
+            // stack), and malloc needs them too: give them back.
+            GuardMode::Separate => {
+                let page = sys::page_size();
+                sys::unmap(base - size - page, size + page);
+            }
+        }
+    }
+}
+
+impl Drop for Pool {
+    /// Unmaps what no live stack can use. A stack still alive now (held by
+    /// another thread-local that is destroyed later) keeps its memory: in
+    /// slab mode that means every slab stays mapped.
+    fn drop(&mut self) {
+        if self.classes.is_empty() {
+            return;
+        }
+        let page = sys::page_size();
+        match guard_mode() {
+            GuardMode::Slab if self.outstanding == 0 => {
+                for &(addr, len) in &self.slabs {
+                    sys::unmap(addr, len);
+                }
+            }
+            GuardMode::Slab => {}
+            GuardMode::Separate => {
+                for class in &self.classes {
+                    for &base in &class.hot {
+                        sys::unmap(base - class.size - page, class.size + page);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Maps a slab of many `slot`-byte slots; under an address-space limit too
+/// tight for that, a slab of one slot.
+fn map_slab(slot: usize, size: usize) -> io::Result<(usize, usize)> {
+    let slots = (SLAB_BYTES / slot).max(1);
+    match sys::map_stack_region(slots * slot) {
+        Ok(addr) => Ok((addr, slots * slot)),
+        Err(_) if slots > 1 => match sys::map_stack_region(slot) {
+            Ok(addr) => Ok((addr, slot)),
+            Err(e) => Err(map_error(e, size)),
+        },
+        Err(e) => Err(map_error(e, size)),
+    }
+}
+
+/// Maps one stack of `size` usable bytes with its own `mprotect` guard, and
+/// returns its top.
+fn map_separate(size: usize) -> io::Result<usize> {
+    let page = sys::page_size();
+    let len = size + page;
+    let addr = sys::map_stack_region(len).map_err(|e| map_error(e, size))?;
+    if let Err(e) = sys::protect_guard(addr, page) {
+        sys::unmap(addr, len);
+        return Err(map_error(e, size));
+    }
+    Ok(addr + len)
+}
+
+/// Explains a failure to map or guard a stack of `size` usable bytes: which
+/// limit was hit and how to raise it, keeping the OS error's kind.
+fn map_error(err: io::Error, size: usize) -> io::Error {
+    let kib = size / 1024;
+    let message = if err.raw_os_error() != Some(libc::ENOMEM) {
+        format!("greenhub: cannot map a {kib} KiB green thread stack: {err}")
+    } else if let Some((count, max)) = mappings_near_limit() {
+        format!(
+            "greenhub: cannot map a green thread stack: the process has {count} memory \
+             mappings and vm.max_map_count is {max}; raise it (sysctl -w \
+             vm.max_map_count={}) or use fewer live green threads",
+            max.saturating_mul(4)
+        )
+    } else if let Some(limit) = sys::address_space_limit() {
+        format!(
+            "greenhub: cannot map a {kib} KiB green thread stack: out of address space \
+             under RLIMIT_AS ({} MiB); raise it (ulimit -v) or use fewer or smaller \
+             green threads ({err})",
+            limit >> 20
+        )
+    } else {
+        format!(
+            "greenhub: cannot map a {kib} KiB green thread stack: out of memory; use \
+             fewer or smaller green threads ({err})"
+        )
+    };
+    io::Error::new(err.kind(), message)
+}
+
+/// The process's mapping count and the cap, if the count is within 1% of
+/// the cap (other threads may have unmapped a few since the failure).
+fn mappings_near_limit() -> Option<(usize, usize)> {
+    let count = sys::mapping_count()?;
+    let max = sys::max_map_count()?;
+    (count + max / 100 >= max).then_some((count, max))
+}
+
+/// Which green thread is running on this OS thread, for the overflow report.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Running {
+    /// Lowest address of its stack's guard region.
+    pub(crate) guard_lo: usize,
+    /// One past the highest address of the guard region.
+    pub(crate) guard_hi: usize,
+    /// Usable bytes of its stack.
+    pub(crate) size: usize,
+    /// Its id, as shown to users.
+    pub(crate) id: u64,
+    /// Its name, which must stay valid while it is the running one.
+    pub(crate) name: Option<NonNull<str>>,
+}
+
+thread_local! {
+    /// The green thread running on this OS thread; read by the fault handler.
+    /// Const-initialised and without destructor, so a write is a plain store.
+    static RUNNING: Cell<Option<Running>> = const { Cell::new(None) };
+    /// Whether this thread has been prepared by `install_overflow_handler`.
+    static HANDLER_READY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Records which green thread runs now (`None`: the thread's own stack).
+/// Called on every switch.
+#[inline]
+pub(crate) fn set_running(running: Option<Running>) {
+    RUNNING.with(|cell| cell.set(running));
+}
+
+/// Prepares this thread to report green-thread stack overflows: installs the
+/// process-wide SIGSEGV/SIGBUS handler (once) and gives this thread an
+/// alternate signal stack if it has none. Cheap after the first call.
+pub(crate) fn install_overflow_handler() {
+    if HANDLER_READY.with(Cell::get) {
+        return;
+    }
+    sys::install_fault_handler(check_overflow);
+    // Without a signal stack the handler cannot run on an overflowed stack;
+    // the kernel then kills the process with SIGSEGV, which is still no
+    // silent corruption. Retry on the next call.
+    if sys::ensure_alt_stack().is_ok() {
+        HANDLER_READY.with(|ready| ready.set(true));
+    }
+}
+
+/// Called by the fault handler with the faulting address: if it lies in the
+/// running green thread's guard, report the overflow and abort; otherwise
+/// return so the fault goes to the previous handler.
+fn check_overflow(addr: usize) {
+    let Ok(Some(running)) = RUNNING.try_with(Cell::get) else {
+        return;
+    };
+    if !(running.guard_lo..running.guard_hi).contains(&addr) {
+        return;
+    }
+    overflow_report(&running).flush();
+    sys::abort();
+}
+
+/// Builds `green thread '<name>' (#<id>) overflowed its <N> KiB stack\n`.
+fn overflow_report(running: &Running) -> Report {
+    // SAFETY: the greenlet layer keeps the name alive while its green thread
+    // is the running one (documented on `Running::name`).
+    let name = running.name.map(|name| unsafe { name.as_ref() });
+    let mut report = Report::new();
+    report.push(b"green thread '");
+    report.push(name.unwrap_or("<unnamed>").as_bytes());
+    report.push(b"' (#");
+    report.push_decimal(running.id);
+    report.push(b") overflowed its ");
+    report.push_decimal((running.size / 1024) as u64);
+    report.push(b" KiB stack\n");
+    report
+}
+
+/// A message assembled without allocating, for the signal handler: bytes
+/// accumulate in a fixed buffer that is written to stderr when full.
+struct Report {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Report {
+    fn new() -> Report {
+        Report {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() > self.buf.len() {
+            self.flush();
+        }
+        if bytes.len() > self.buf.len() {
+            sys::write_stderr(bytes);
+            return;
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn push_decimal(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[start..]);
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    fn flush(&mut self) {
+        sys::write_stderr(self.as_bytes());
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,412 @@
+//! Green threads spawned on the hub (gevent's `spawn`): `spawn`,
+//! `spawn_later`, [`Builder`], [`JoinHandle`], [`join_all`].
+
+use std::any::Any;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::panic;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState};
+use crate::hub::{self, timers::Action, Ready, Wake};
+use crate::stack::DEFAULT_STACK_SIZE;
+
+/// Largest stack a green thread may ask for (1 GiB).
+const MAX_STACK_SIZE: usize = 1 << 30;
+
+/// Why [`JoinHandle::join`] has no value to return.
+#[non_exhaustive]
+pub enum JoinError {
+    /// The green thread panicked; this is the panic's payload.
+    Panicked(Box<dyn Any + Send>),
+    /// The green thread was killed.
+    Killed,
+    /// The green thread never ran: no stack could be had when the hub first
+    /// scheduled it. The error says which limit was hit and how to raise it.
+    NoStack(io::Error),
+    /// `join_timeout`'s time ran out first; the handle can be joined again.
+    TimedOut,
+    /// The result was already taken by an earlier join.
+    AlreadyJoined,
+}
+
+impl JoinError {
+    /// Whether the green thread panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked(_))
+    }
+
+    /// Whether the green thread was killed.
+    pub fn is_killed(&self) -> bool {
+        matches!(self, JoinError::Killed)
+    }
+
+    /// The panic payload, to re-raise with `std::panic::resume_unwind`.
+    ///
+    /// # Panics
+    /// If the error is not [`JoinError::Panicked`].
+    pub fn into_panic(self) -> Box<dyn Any + Send> {
+        match self {
+            JoinError::Panicked(p) => p,
+            other => panic!("greenhub: JoinError::into_panic on {other:?}"),
+        }
+    }
+
+    /// The panic message, when the payload is a string.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            JoinError::Panicked(p) => {
+                p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(String::as_str))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(_) => match self.panic_message() {
+                Some(m) => write!(f, "Panicked({m:?})"),
+                None => f.write_str("Panicked(..)"),
+            },
+            JoinError::Killed => f.write_str("Killed"),
+            JoinError::NoStack(e) => write!(f, "NoStack({e:?})"),
+            JoinError::TimedOut => f.write_str("TimedOut"),
+            JoinError::AlreadyJoined => f.write_str("AlreadyJoined"),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Panicked(_) => match self.panic_message() {
+                Some(m) => write!(f, "green thread panicked: {m}"),
+                None => f.write_str("green thread panicked"),
+            },
+            JoinError::Killed => f.write_str("green thread was killed"),
+            JoinError::NoStack(e) => write!(f, "green thread could not start: {e}"),
+            JoinError::TimedOut => f.write_str("join timed out"),
+            JoinError::AlreadyJoined => f.write_str("green thread's result was already taken"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Configures a green thread before spawning it: name and stack size.
+///
+/// ```
+/// let h = greenhub::Builder::new()
+///     .name("worker")
+///     .stack_size(256 * 1024)
+///     .spawn(|| greenhub::current_name())
+///     .unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("worker"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with no name and the default stack size
+    /// ([`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE)).
+    pub fn new() -> Builder {
+        Builder { name: None, stack_size: DEFAULT_STACK_SIZE }
+    }
+
+    /// Names the green thread (shown in stack overflow reports and `Debug`).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the usable stack size in bytes (rounded up to whole pages).
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Spawns `f` as a green thread on this OS thread's hub; it runs when
+    /// the current green thread next blocks or yields.
+    ///
+    /// # Errors
+    /// `InvalidInput` if the stack size is 0 or over 1 GiB. The stack itself
+    /// is bound when the green thread first runs; if none can be had then,
+    /// `join` returns [`JoinError::NoStack`].
+    pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
+        let g = self.make(f)?;
+        g.state.set(State::Scheduled);
+        hub::with(|h| h.push(Ready::Green(g.clone())));
+        Ok(JoinHandle { g, _t: PhantomData })
+    }
+
+    /// Like [`spawn`](Builder::spawn), but the green thread starts after `delay`.
+    ///
+    /// # Errors
+    /// As [`spawn`](Builder::spawn).
+    pub fn spawn_later<T: 'static>(
+        self,
+        delay: Duration,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<JoinHandle<T>> {
+        let g = self.make(f)?;
+        // Parked on a timer; the timer's wake schedules its start.
+        g.state.set(State::Parked);
+        g.wait.set(WaitState::Parked);
+        let waker = hub::Waker::new(g.clone());
+        hub::with(|h| h.timers.borrow_mut().insert(Instant::now() + delay, Action::Wake(waker)));
+        Ok(JoinHandle { g, _t: PhantomData })
+    }
+
+    fn make<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<Rc<Inner>> {
+        if self.stack_size == 0 || self.stack_size > MAX_STACK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("greenhub: stack size {} is not in 1..=1 GiB", self.stack_size),
+            ));
+        }
+        let entry: core::Entry = Box::new(move |_first: Msg| -> core::Value { Box::new(f()) });
+        let g = Rc::new(Inner::new(Kind::Task, Some(entry), self.stack_size));
+        if let Some(name) = self.name {
+            g.with_extra(|e| e.name = Some(name.into_boxed_str()));
+        }
+        Ok(g)
+    }
+}
+
+/// Spawns `f` as a green thread on this OS thread's hub (gevent's `spawn`).
+/// It starts when the current green thread next blocks or yields; `f` need
+/// not be `Send`, since green threads never leave their OS thread.
+///
+/// ```
+/// use std::rc::Rc; // not Send, and that is fine
+/// let shared = Rc::new(5);
+/// let s = shared.clone();
+/// let h = greenhub::spawn(move || *s * 2);
+/// assert_eq!(h.join().unwrap(), 10);
+/// ```
+pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
+    Builder::new().spawn(f).expect("greenhub: the default stack size is valid")
+}
+
+/// Spawns `f` to start after `delay` (gevent's `spawn_later`).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let t = Instant::now();
+/// let h = greenhub::spawn_later(Duration::from_millis(20), move || t.elapsed());
+/// assert!(h.join().unwrap() >= Duration::from_millis(20));
+/// ```
+pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
+    Builder::new().spawn_later(delay, f).expect("greenhub: the default stack size is valid")
+}
+
+/// The name of the running green thread, if it has one.
+pub fn current_name() -> Option<String> {
+    core::current().name()
+}
+
+/// Owns the right to a spawned green thread's result. Dropping it detaches
+/// the green thread, which goes on running.
+pub struct JoinHandle<T> {
+    g: Rc<Inner>,
+    _t: PhantomData<T>,
+}
+
+impl<T: 'static> JoinHandle<T> {
+    /// Waits for the green thread to finish and returns its result.
+    ///
+    /// # Errors
+    /// [`JoinError::Panicked`] with the panic's payload, [`JoinError::Killed`],
+    /// or [`JoinError::NoStack`].
+    ///
+    /// # Blocking
+    /// Parks the caller until the green thread ends.
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> u32 { panic!("boom") });
+    /// let err = h.join().unwrap_err();
+    /// assert_eq!(err.panic_message(), Some("boom"));
+    /// ```
+    pub fn join(mut self) -> Result<T, JoinError> {
+        self.wait_until(None);
+        self.take()
+    }
+
+    /// Like [`join`](JoinHandle::join), giving up after `timeout` with
+    /// [`JoinError::TimedOut`]; the handle can then be joined again.
+    ///
+    /// # Errors
+    /// As [`join`](JoinHandle::join), plus `TimedOut`, and `AlreadyJoined`
+    /// once the result has been taken.
+    ///
+    /// # Blocking
+    /// Parks the caller until the green thread ends or the time runs out.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut h = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(10)));
+    /// assert!(matches!(h.join_timeout(Duration::from_millis(5)), Err(greenhub::JoinError::TimedOut)));
+    /// h.kill();
+    /// ```
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<T, JoinError> {
+        if !self.wait_until(Some(Instant::now() + timeout)) {
+            return Err(JoinError::TimedOut);
+        }
+        self.take()
+    }
+
+    /// Parks until the green thread is dead or the deadline passes; returns
+    /// whether it is dead.
+    pub(crate) fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
+        wait_dead(&self.g, deadline)
+    }
+
+    fn take(&mut self) -> Result<T, JoinError> {
+        let outcome = match &mut *self.g.body.borrow_mut() {
+            Body::Done(o) => o.take(),
+            _ => unreachable!("greenhub: taking the result of a live green thread"),
+        };
+        match outcome {
+            None => Err(JoinError::AlreadyJoined),
+            Some(Outcome::Returned(v)) => Ok(core::downcast::<T>(v).unwrap_or_else(|_| unreachable!())),
+            Some(Outcome::Panicked(p)) => Err(JoinError::Panicked(p)),
+            Some(Outcome::Killed) => Err(JoinError::Killed),
+            Some(Outcome::NoStack(e)) => Err(JoinError::NoStack(e)),
+        }
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Kills the green thread: its stack unwinds from where it is paused
+    /// (destructors run, registrations are released) and `join` then returns
+    /// [`JoinError::Killed`]. A green thread that has not started never runs.
+    /// Waits until it is dead, unless called from a hub callback. Killing a
+    /// finished green thread does nothing; a green thread killing itself
+    /// unwinds at once.
+    ///
+    /// # Blocking
+    /// Parks the caller until the target has unwound.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
+    /// greenhub::yield_now(); // let it start sleeping
+    /// h.kill();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn kill(&self) {
+        let g = &self.g;
+        if g.is_dead() {
+            return;
+        }
+        if !g.is_started() {
+            g.kill_unstarted();
+            return;
+        }
+        if std::ptr::eq(core::current_ptr(), Rc::as_ptr(g)) {
+            panic::resume_unwind(Box::new(core::KillUnwind));
+        }
+        hub::deliver_throw(g, core::THROW_KILL);
+        if hub::try_can_block() {
+            wait_dead(g, None);
+        }
+    }
+
+    /// Whether the green thread has ended.
+    pub fn is_finished(&self) -> bool {
+        self.g.is_dead()
+    }
+
+    /// The name given with [`Builder::name`].
+    pub fn name(&self) -> Option<String> {
+        self.g.name()
+    }
+
+    /// The green thread's id (unique in the process).
+    pub fn id(&self) -> u64 {
+        self.g.id
+    }
+}
+
+/// Parks until `g` is dead or `deadline` passes; returns whether it is dead.
+fn wait_dead(g: &Rc<Inner>, deadline: Option<Instant>) -> bool {
+    while !g.is_dead() {
+        let why = hub::park(deadline, |w| g.with_extra(|e| e.joiners.push(w.clone())));
+        if why == Wake::TimedOut && !g.is_dead() {
+            return false;
+        }
+    }
+    true
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle").field("id", &self.g.id).field("finished", &self.is_finished()).finish()
+    }
+}
+
+/// Waits until every green thread in `handles` has finished (gevent's
+/// `joinall`); take each result with `join` afterwards, which then returns
+/// at once.
+///
+/// # Blocking
+/// Parks the caller until all have finished.
+///
+/// ```
+/// use std::time::Duration;
+/// let hs: Vec<_> = (1..=3u64).map(|i| greenhub::spawn(move || {
+///     greenhub::sleep(Duration::from_millis(i));
+///     i
+/// })).collect();
+/// greenhub::join_all(&hs);
+/// let total: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(total, 6);
+/// ```
+#[doc(alias = "joinall")]
+pub fn join_all<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(handles: I) {
+    for h in handles {
+        wait_dead(&h.g, None);
+    }
+}
+
+/// Like [`join_all`], giving up at `timeout`; returns the indices of the
+/// handles whose green threads have finished, in order.
+///
+/// # Blocking
+/// Parks the caller until all have finished or the time runs out.
+///
+/// ```
+/// use std::time::Duration;
+/// let fast = greenhub::spawn(|| ());
+/// let slow = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
+/// let done = greenhub::join_all_timeout([&fast, &slow], Duration::from_millis(20));
+/// assert_eq!(done, [0]);
+/// slow.kill();
+/// ```
+#[doc(alias = "joinall")]
+pub fn join_all_timeout<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(
+    handles: I,
+    timeout: Duration,
+) -> Vec<usize> {
+    let deadline = Instant::now() + timeout;
+    let handles: Vec<&JoinHandle<T>> = handles.into_iter().collect();
+    for h in &handles {
+        if !wait_dead(&h.g, Some(deadline)) {
+            break;
+        }
+    }
+    handles.iter().enumerate().filter(|(_, h)| h.is_finished()).map(|(i, _)| i).collect()
+}
