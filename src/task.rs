@@ -9,12 +9,9 @@ use std::panic;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState};
+use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState, MAX_STACK_SIZE};
 use crate::hub::{self, timers::Action, Ready, Wake};
 use crate::stack::DEFAULT_STACK_SIZE;
-
-/// Largest stack a green thread may ask for (1 GiB).
-const MAX_STACK_SIZE: usize = 1 << 30;
 
 /// Why [`JoinHandle::join`] has no value to return.
 #[non_exhaustive]
@@ -57,9 +54,10 @@ impl JoinError {
     /// The panic message, when the payload is a string.
     pub fn panic_message(&self) -> Option<&str> {
         match self {
-            JoinError::Panicked(p) => {
-                p.downcast_ref::<&str>().copied().or_else(|| p.downcast_ref::<String>().map(String::as_str))
-            }
+            JoinError::Panicked(p) => p
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
             _ => None,
         }
     }
@@ -123,7 +121,10 @@ impl Builder {
     /// A builder with no name and the default stack size
     /// ([`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE)).
     pub fn new() -> Builder {
-        Builder { name: None, stack_size: DEFAULT_STACK_SIZE }
+        Builder {
+            name: None,
+            stack_size: DEFAULT_STACK_SIZE,
+        }
     }
 
     /// Names the green thread (shown in stack overflow reports and `Debug`).
@@ -142,13 +143,13 @@ impl Builder {
     /// the current green thread next blocks or yields.
     ///
     /// # Errors
-    /// `InvalidInput` if the stack size is 0 or over 1 GiB. The stack itself
+    /// `InvalidInput` if the stack size is 0 or over 256 MiB less 4 KiB. The stack itself
     /// is bound when the green thread first runs; if none can be had then,
     /// `join` returns [`JoinError::NoStack`].
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
         let g = self.make(f)?;
         g.state.set(State::Scheduled);
-        hub::with(|h| h.push(Ready::Green(g.clone())));
+        hub::with(|h| h.push(Ready::green(g.clone())));
         Ok(JoinHandle { g, _t: PhantomData })
     }
 
@@ -166,7 +167,11 @@ impl Builder {
         g.state.set(State::Parked);
         g.wait.set(WaitState::Parked);
         let waker = hub::Waker::new(g.clone());
-        hub::with(|h| h.timers.borrow_mut().insert(Instant::now() + delay, Action::Wake(waker)));
+        hub::with(|h| {
+            h.timers
+                .borrow_mut()
+                .insert(Instant::now() + delay, Action::Wake(waker))
+        });
         Ok(JoinHandle { g, _t: PhantomData })
     }
 
@@ -174,7 +179,10 @@ impl Builder {
         if self.stack_size == 0 || self.stack_size > MAX_STACK_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("greenhub: stack size {} is not in 1..=1 GiB", self.stack_size),
+                format!(
+                    "greenhub: stack size {} is not in 1..={MAX_STACK_SIZE}",
+                    self.stack_size
+                ),
             ));
         }
         let entry: core::Entry = Box::new(move |_first: Msg| -> core::Value { Box::new(f()) });
@@ -198,7 +206,9 @@ impl Builder {
 /// assert_eq!(h.join().unwrap(), 10);
 /// ```
 pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
-    Builder::new().spawn(f).expect("greenhub: the default stack size is valid")
+    Builder::new()
+        .spawn(f)
+        .expect("greenhub: the default stack size is valid")
 }
 
 /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
@@ -210,7 +220,9 @@ pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
 /// assert!(h.join().unwrap() >= Duration::from_millis(20));
 /// ```
 pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
-    Builder::new().spawn_later(delay, f).expect("greenhub: the default stack size is valid")
+    Builder::new()
+        .spawn_later(delay, f)
+        .expect("greenhub: the default stack size is valid")
 }
 
 /// The name of the running green thread, if it has one.
@@ -275,8 +287,8 @@ impl<T: 'static> JoinHandle<T> {
     }
 
     fn take(&mut self) -> Result<T, JoinError> {
-        let outcome = match &mut *self.g.body.borrow_mut() {
-            Body::Done(o) => o.take(),
+        let outcome = match self.g.body.replace(Body::Done(None)) {
+            Body::Done(o) => o,
             _ => unreachable!("greenhub: taking the result of a live green thread"),
         };
         match outcome {
@@ -354,7 +366,10 @@ fn wait_dead(g: &Rc<Inner>, deadline: Option<Instant>) -> bool {
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("id", &self.g.id).field("finished", &self.is_finished()).finish()
+        f.debug_struct("JoinHandle")
+            .field("id", &self.g.id)
+            .field("finished", &self.is_finished())
+            .finish()
     }
 }
 
@@ -408,5 +423,10 @@ pub fn join_all_timeout<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(
             break;
         }
     }
-    handles.iter().enumerate().filter(|(_, h)| h.is_finished()).map(|(i, _)| i).collect()
+    handles
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.is_finished())
+        .map(|(i, _)| i)
+        .collect()
 }

@@ -56,7 +56,11 @@ pub fn with_timeout<T>(timeout: Duration, f: impl FnOnce() -> T) -> Result<T, El
 pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let cur = core::current();
     let token = hub::with(|h| h.token());
-    let key = hub::with(|h| h.timers.borrow_mut().insert(deadline, Action::Throw(cur.clone(), token)));
+    let key = hub::with(|h| {
+        h.timers
+            .borrow_mut()
+            .insert(deadline, Action::Throw(cur.clone(), token))
+    });
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     hub::with(|h| h.timers.borrow_mut().remove(key));
     // A throw that fired but did not land (the section ended first) must

@@ -9,7 +9,7 @@
 //! target. A switch is therefore one suspend plus one resume.
 
 use std::any::{Any, TypeId};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
@@ -41,12 +41,13 @@ pub(crate) type Value = Box<dyn AnyNamed>;
 
 /// Takes the `R` out of a value, or names both types.
 pub(crate) fn downcast<R: 'static>(v: Value) -> Result<R, (&'static str, &'static str)> {
-    let found = (*v).type_name();
-    let any: Box<dyn Any> = v;
-    match any.downcast::<R>() {
-        Ok(r) => Ok(*r),
-        Err(_) => Err((std::any::type_name::<R>(), found)),
+    if (*v).type_id() != TypeId::of::<R>() {
+        return Err((std::any::type_name::<R>(), (*v).type_name()));
     }
+    let raw = Box::into_raw(v) as *mut R;
+    // SAFETY: the value's dynamic type is `R` (its TypeId was just checked),
+    // so the box's data pointer is a `Box<R>`'s, with `R`'s layout.
+    Ok(*unsafe { Box::from_raw(raw) })
 }
 
 /// Why a parked green thread was resumed.
@@ -93,12 +94,18 @@ pub(crate) struct KillUnwind;
 
 /// The payload a `with_timeout` section unwinds with; the token says which
 /// section, so nested timeouts each catch only their own.
-pub(crate) struct TimeoutUnwind(pub(crate) u64);
+pub(crate) struct TimeoutUnwind(pub(crate) u32);
 
 /// Pending-throw codes: 0 none, 1 kill, >= 2 a timeout token. Lower wins,
 /// so a kill beats a timeout and an outer timeout beats an inner one.
-pub(crate) const THROW_NONE: u64 = 0;
-pub(crate) const THROW_KILL: u64 = 1;
+pub(crate) const THROW_NONE: u32 = 0;
+pub(crate) const THROW_KILL: u32 = 1;
+
+/// Stack sizes are stored in units of 4 KiB, in a `u16`, to keep the
+/// record of an unstarted green thread small.
+pub(crate) const STACK_UNIT: usize = 4096;
+/// The largest stack a green thread may have: 256 MiB less 4 KiB.
+pub(crate) const MAX_STACK_SIZE: usize = u16::MAX as usize * STACK_UNIT;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -157,21 +164,30 @@ pub(crate) struct Extra {
 }
 
 /// The record of one green thread.
+///
+/// Kept at 88 bytes (a 112-byte allocation with its `Rc` counts), since a
+/// million spawned, unstarted green threads are a million of these: the
+/// body is a `Cell` (moved out and back, never borrowed), rare fields live in
+/// `Extra`, and the park sequence and throw code are 32-bit.
 pub(crate) struct Inner {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
     pub(crate) state: Cell<State>,
     pub(crate) wait: Cell<WaitState>,
     pub(crate) reason: Cell<Wake>,
-    /// Park epoch: a waker carries the value it had when issued.
-    pub(crate) seq: Cell<u64>,
+    pub(crate) started: Cell<bool>,
+    /// Stack size in `STACK_UNIT`s.
+    stack_units: u16,
+    /// Park epoch: a waker carries the value it had when issued. 32 bits: a
+    /// stale waker would have to outlive four billion parks to be mistaken.
+    pub(crate) seq: Cell<u32>,
     /// Pending throw code (see `THROW_*`).
-    pub(crate) throw: Cell<u64>,
-    pub(crate) stack_size: u32,
-    /// The guard region of its stack once it has one, for the overflow report.
-    pub(crate) guard: Cell<(usize, usize)>,
-    pub(crate) body: RefCell<Body>,
-    pub(crate) extra: RefCell<Option<Box<Extra>>>,
+    pub(crate) throw: Cell<u32>,
+    /// Lowest usable address of its stack once it has one; the guard page
+    /// lies right below. For the overflow report.
+    stack_low: Cell<usize>,
+    pub(crate) body: Cell<Body>,
+    extra: Cell<Option<Box<Extra>>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -193,17 +209,26 @@ impl Inner {
             None => Body::Root,
         };
         Inner {
-            id: if kind == Kind::Root { 0 } else { NEXT_ID.fetch_add(1, Ordering::Relaxed) },
+            id: if kind == Kind::Root {
+                0
+            } else {
+                NEXT_ID.fetch_add(1, Ordering::Relaxed)
+            },
             kind,
-            state: Cell::new(if kind == Kind::Root { State::Running } else { State::Suspended }),
+            state: Cell::new(if kind == Kind::Root {
+                State::Running
+            } else {
+                State::Suspended
+            }),
             wait: Cell::new(WaitState::Idle),
             reason: Cell::new(Wake::Ready),
+            started: Cell::new(kind == Kind::Root),
+            stack_units: stack_size.div_ceil(STACK_UNIT).min(u16::MAX as usize) as u16,
             seq: Cell::new(0),
             throw: Cell::new(THROW_NONE),
-            stack_size: u32::try_from(stack_size).unwrap_or(u32::MAX),
-            guard: Cell::new((0, 0)),
-            body: RefCell::new(body),
-            extra: RefCell::new(None),
+            stack_low: Cell::new(0),
+            body: Cell::new(body),
+            extra: Cell::new(None),
         }
     }
 
@@ -216,24 +241,41 @@ impl Inner {
     }
 
     pub(crate) fn is_started(&self) -> bool {
-        !matches!(&*self.body.borrow(), Body::Unstarted(_))
+        self.started.get()
+    }
+
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_units as usize * STACK_UNIT
+    }
+
+    /// Runs `f` on the out-of-line fields, creating them on first use.
+    /// `f` must not call back into `with_extra`/`peek_extra` of the same
+    /// green thread (they are moved out meanwhile).
+    pub(crate) fn with_extra<R>(&self, f: impl FnOnce(&mut Extra) -> R) -> R {
+        let mut extra = self.extra.take().unwrap_or_default();
+        let r = f(&mut extra);
+        self.extra.set(Some(extra));
+        r
+    }
+
+    /// Reads the out-of-line fields without creating them.
+    fn peek_extra<R>(&self, f: impl FnOnce(Option<&Extra>) -> R) -> R {
+        let extra = self.extra.take();
+        let r = f(extra.as_deref());
+        self.extra.set(extra);
+        r
     }
 
     pub(crate) fn name(&self) -> Option<String> {
-        self.extra.borrow().as_ref().and_then(|e| e.name.as_deref().map(str::to_owned))
-    }
-
-    pub(crate) fn with_extra<R>(&self, f: impl FnOnce(&mut Extra) -> R) -> R {
-        let mut extra = self.extra.borrow_mut();
-        f(extra.get_or_insert_with(Box::default))
+        self.peek_extra(|e| e.and_then(|e| e.name.as_deref().map(str::to_owned)))
     }
 
     pub(crate) fn parent(&self) -> Option<Rc<Inner>> {
-        self.extra.borrow().as_ref().and_then(|e| e.parent.clone())
+        self.peek_extra(|e| e.and_then(|e| e.parent.clone()))
     }
 
     /// Records a pending throw, keeping the stronger of two.
-    pub(crate) fn set_throw(&self, code: u64) {
+    pub(crate) fn set_throw(&self, code: u32) {
         let old = self.throw.get();
         if old == THROW_NONE || code < old {
             self.throw.set(code);
@@ -252,6 +294,7 @@ impl Inner {
     /// Marks an unstarted green thread dead without running it.
     pub(crate) fn kill_unstarted(&self) {
         let old = self.body.replace(Body::Done(Some(Outcome::Killed)));
+        self.started.set(true);
         self.die();
         drop(old);
     }
@@ -261,28 +304,35 @@ impl Inner {
         self.state.set(State::Dead);
         self.wait.set(WaitState::Idle);
         self.seq.set(self.seq.get() + 1);
-        let joiners = self.extra.borrow_mut().as_mut().map(|e| std::mem::take(&mut e.joiners));
-        for w in joiners.into_iter().flatten() {
+        let joiners = match self.extra.take() {
+            Some(mut e) => {
+                let j = std::mem::take(&mut e.joiners);
+                self.extra.set(Some(e));
+                j
+            }
+            None => Vec::new(),
+        };
+        for w in joiners {
             w.wake();
         }
     }
 
     /// Gives the green thread its stack and coroutine, if it has none yet.
     pub(crate) fn ensure_started(&self) -> io::Result<()> {
-        let mut body = self.body.borrow_mut();
-        if !matches!(&*body, Body::Unstarted(_)) {
+        if self.started.get() {
             return Ok(());
         }
-        let stack = Stack::new(self.stack_size as usize)?;
-        self.guard.set(stack.guard());
-        let Body::Unstarted(entry) = std::mem::replace(&mut *body, Body::Running) else {
-            unreachable!("checked above")
+        let stack = Stack::new(self.stack_size())?;
+        self.stack_low.set(stack.guard().1);
+        let Body::Unstarted(entry) = self.body.replace(Body::Running) else {
+            unreachable!("greenhub: a green thread not started has its entry")
         };
         let coro = Coro::with_stack(stack, move |y: &Yielder<Msg, Req>, first: Msg| {
             YIELDER.set(y as *const _);
             Req::Exit(run_entry(entry, first))
         });
-        *body = Body::Started(coro);
+        self.body.set(Body::Started(coro));
+        self.started.set(true);
         Ok(())
     }
 }
@@ -313,6 +363,9 @@ fn run_entry(entry: Entry, first: Msg) -> Outcome {
 thread_local! {
     /// The running green thread; null while the root stack runs.
     static CURRENT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
+    /// This OS thread's root record, owned by the hub; null until the hub
+    /// exists and again once it is torn down.
+    pub(crate) static ROOT: Cell<*const Inner> = const { Cell::new(ptr::null()) };
     /// The running green thread's yielder; restored by each green thread
     /// after every suspend, since others overwrite it meanwhile.
     static YIELDER: Cell<*const Yielder<Msg, Req>> = const { Cell::new(ptr::null()) };
@@ -325,13 +378,17 @@ pub(crate) fn current_ptr() -> *const Inner {
 
 /// The running green thread's record.
 pub(crate) fn current() -> Rc<Inner> {
-    let p = CURRENT.get();
+    let mut p = CURRENT.get();
     if p.is_null() {
-        return hub::root();
+        p = ROOT.get();
+        if p.is_null() {
+            return hub::root();
+        }
     }
     // SAFETY: CURRENT is non-null only while `resume` runs that green thread,
-    // and `resume` holds an `Rc` to it for that whole time, so the pointee is
-    // alive and `p` came from `Rc::as_ptr`.
+    // and `resume` holds an `Rc` to it for that whole time; ROOT is non-null
+    // only while the hub, which owns the root's `Rc`, exists. Either way the
+    // pointee is alive and `p` came from `Rc::as_ptr`.
     unsafe {
         Rc::increment_strong_count(p);
         Rc::from_raw(p)
@@ -367,23 +424,27 @@ fn resume(target: &Rc<Inner>, msg: Msg) -> Req {
     if let Err(e) = target.ensure_started() {
         return Req::Exit(Outcome::NoStack(e));
     }
-    let Body::Started(mut coro) = target.body.replace(Body::Running) else {
-        unreachable!("greenhub: resumed a green thread that has no coroutine")
-    };
     target.state.set(State::Running);
     CURRENT.set(Rc::as_ptr(target));
     set_running(target);
-    let result = coro.resume(msg);
+    // SAFETY: the coroutine is resumed in place, through the Cell's pointer,
+    // to save moving it out and back on every switch. Nothing else touches
+    // `body` while its green thread runs: every other accessor acts only on
+    // a green thread that is unstarted (`ensure_started`, `kill_unstarted`)
+    // or dead (`JoinHandle::take`, `finish`), and `Inner` cannot be dropped
+    // meanwhile since `target` is an `Rc` held across the call. Only the root
+    // stack runs `resume`, so it is not re-entered.
+    let result = match unsafe { &mut *target.body.as_ptr() } {
+        Body::Started(coro) => coro.resume(msg),
+        _ => unreachable!("greenhub: resumed a green thread that has no coroutine"),
+    };
     stack::set_running(None);
     CURRENT.set(ptr::null());
     match result {
-        CoroutineResult::Yield(req) => {
-            *target.body.borrow_mut() = Body::Started(coro);
-            req
-        }
+        CoroutineResult::Yield(req) => req,
         CoroutineResult::Return(req) => {
             // The stack goes back to the pool here, ready for the next spawn.
-            drop(coro);
+            drop(target.body.replace(Body::Running));
             req
         }
     }
@@ -391,15 +452,14 @@ fn resume(target: &Rc<Inner>, msg: Msg) -> Req {
 
 /// Tells the overflow handler who runs, so its report can name them.
 fn set_running(target: &Inner) {
-    let (guard_lo, guard_hi) = target.guard.get();
-    let name = match &*target.extra.borrow() {
-        Some(e) => e.name.as_deref().map(std::ptr::NonNull::from),
-        None => None,
-    };
+    let low = target.stack_low.get();
+    // The name's address is stable: it is a boxed str in `Extra`, which only
+    // this green thread's own code changes (and not while it runs).
+    let name = target.peek_extra(|e| e.and_then(|e| e.name.as_deref()).map(std::ptr::NonNull::from));
     stack::set_running(Some(stack::Running {
-        guard_lo,
-        guard_hi,
-        size: target.stack_size as usize,
+        guard_lo: low - stack::guard_size(),
+        guard_hi: low,
+        size: target.stack_size(),
         id: target.id,
         name,
     }));
@@ -442,11 +502,11 @@ pub(crate) fn root_loop(mut next: Next) -> Result<Msg, WouldBlockForever> {
 /// A green thread's function ended: record it and pick who runs next.
 fn finish(g: &Rc<Inner>, outcome: Outcome) -> Next {
     if g.kind == Kind::Task {
-        *g.body.borrow_mut() = Body::Done(Some(outcome));
+        g.body.set(Body::Done(Some(outcome)));
         g.die();
         return Next::Schedule;
     }
-    *g.body.borrow_mut() = Body::Done(None);
+    g.body.set(Body::Done(None));
     g.die();
     let msg = match outcome {
         Outcome::Returned(v) => Msg::Value(v),
@@ -484,5 +544,17 @@ pub(crate) fn leave(next: Next) -> Result<Msg, WouldBlockForever> {
             Next::Schedule => Req::Schedule,
         };
         Ok(suspend(req))
+    }
+}
+#[cfg(test)]
+mod size_tests {
+    /// The memory budget of a million spawned green threads rests on this.
+    #[test]
+    fn an_unstarted_green_thread_record_stays_small() {
+        assert!(
+            std::mem::size_of::<super::Inner>() <= 88,
+            "{}",
+            std::mem::size_of::<super::Inner>()
+        );
     }
 }

@@ -36,7 +36,7 @@ use std::io;
 use std::panic;
 use std::rc::Rc;
 
-use self::core::{Inner, Kind, Msg, Next, State, KillUnwind};
+use self::core::{Inner, KillUnwind, Kind, Msg, Next, State};
 use crate::hub;
 
 /// The value a parent receives from a child greenlet that was killed
@@ -73,7 +73,10 @@ impl fmt::Display for SwitchError {
                 f.write_str("cannot switch into a green thread the hub owns (parked or not yet started)")
             }
             SwitchError::TypeMismatch { expected, found } => {
-                write!(f, "switch expected a value of type `{expected}` but received `{found}`")
+                write!(
+                    f,
+                    "switch expected a value of type `{expected}` but received `{found}`"
+                )
             }
             SwitchError::NoStack(e) => write!(f, "cannot start greenlet: {e}"),
         }
@@ -93,7 +96,9 @@ pub struct Greenlet {
 
 impl Clone for Greenlet {
     fn clone(&self) -> Greenlet {
-        Greenlet { inner: self.inner.clone() }
+        Greenlet {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -121,14 +126,20 @@ impl Greenlet {
             };
             Box::new(f(arg))
         });
-        let inner = Rc::new(Inner::new(Kind::Greenlet, Some(entry), crate::stack::DEFAULT_STACK_SIZE));
+        let inner = Rc::new(Inner::new(
+            Kind::Greenlet,
+            Some(entry),
+            crate::stack::DEFAULT_STACK_SIZE,
+        ));
         inner.with_extra(|e| e.parent = Some(core::current()));
         Greenlet { inner }
     }
 
     /// The running green thread (the OS thread's root greenlet outside any).
     pub fn current() -> Greenlet {
-        Greenlet { inner: core::current() }
+        Greenlet {
+            inner: core::current(),
+        }
     }
 
     /// The greenlet that receives this one's result: its creator, unless
@@ -136,7 +147,9 @@ impl Greenlet {
     /// hub (their result goes to their `JoinHandle`).
     pub fn parent(&self) -> Option<Greenlet> {
         match self.inner.kind {
-            Kind::Greenlet => Some(Greenlet { inner: self.inner.parent().unwrap_or_else(hub::root) }),
+            Kind::Greenlet => Some(Greenlet {
+                inner: self.inner.parent().unwrap_or_else(hub::root),
+            }),
             Kind::Root | Kind::Task => None,
         }
     }
@@ -146,10 +159,16 @@ impl Greenlet {
     /// # Panics
     /// If it would make a cycle, or if `self` is a root or a spawned green thread.
     pub fn set_parent(&self, parent: &Greenlet) {
-        assert!(self.inner.kind == Kind::Greenlet, "greenhub: only a Greenlet::new greenlet has a settable parent");
+        assert!(
+            self.inner.kind == Kind::Greenlet,
+            "greenhub: only a Greenlet::new greenlet has a settable parent"
+        );
         let mut p = Some(parent.inner.clone());
         while let Some(g) = p {
-            assert!(!Rc::ptr_eq(&g, &self.inner), "greenhub: set_parent would make a cycle");
+            assert!(
+                !Rc::ptr_eq(&g, &self.inner),
+                "greenhub: set_parent would make a cycle"
+            );
             p = g.parent();
         }
         self.inner.with_extra(|e| e.parent = Some(parent.inner.clone()));
@@ -206,7 +225,7 @@ impl Greenlet {
         }
         self.check_switchable()?;
         self.inner.ensure_started().map_err(SwitchError::NoStack)?;
-        let msg = transfer(&cur, Next::Switch(self.inner.clone(), Msg::Value(Box::new(value))));
+        let msg = transfer(cur, Next::Switch(self.inner.clone(), Msg::Value(Box::new(value))));
         match msg {
             Msg::Value(v) => core::downcast::<R>(v).map_err(type_mismatch),
             Msg::Throw(p) => panic::resume_unwind(p),
@@ -263,7 +282,7 @@ impl Greenlet {
             }
             p
         };
-        match transfer(&cur, Next::Switch(target, msg)) {
+        match transfer(cur, Next::Switch(target, msg)) {
             Msg::Value(v) => core::downcast::<R>(v).map_err(type_mismatch),
             Msg::Throw(p) => panic::resume_unwind(p),
             Msg::Wake => unreachable!("greenhub: a throw is pending for the greenlet"),
@@ -311,9 +330,16 @@ fn type_mismatch((expected, found): (&'static str, &'static str)) -> SwitchError
 }
 
 /// Leaves `cur` for the trampoline; `cur` waits for a switch back.
-fn transfer(cur: &Inner, next: Next) -> Msg {
+///
+/// `cur` is dropped before leaving: a paused greenlet must hold no handle to
+/// itself on its own stack, or dropping its last outside handle could not
+/// tell that nothing else refers to it.
+fn transfer(cur: Rc<Inner>, next: Next) -> Msg {
     cur.state.set(State::Suspended);
-    let msg = match core::leave(next) {
+    drop(cur);
+    let result = core::leave(next);
+    let cur = core::current();
+    let msg = match result {
         Ok(msg) => msg,
         Err(core::WouldBlockForever) => {
             cur.state.set(State::Running);

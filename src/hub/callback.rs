@@ -61,12 +61,16 @@ impl CallHandle {
 
 impl fmt::Debug for CallHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CallHandle").field("pending", &self.is_pending()).finish()
+        f.debug_struct("CallHandle")
+            .field("pending", &self.is_pending())
+            .finish()
     }
 }
 
 fn slot(f: impl FnOnce() + 'static) -> Rc<CallSlot> {
-    Rc::new(CallSlot { f: Cell::new(Some(Box::new(f))) })
+    Rc::new(CallSlot {
+        f: Cell::new(Some(Box::new(f))),
+    })
 }
 
 /// Runs `f` on the hub as soon as possible: after what is already queued,
@@ -83,7 +87,7 @@ fn slot(f: impl FnOnce() + 'static) -> Rc<CallSlot> {
 /// ```
 pub fn call_soon(f: impl FnOnce() + 'static) -> CallHandle {
     let slot = slot(f);
-    with(|h| h.push(Ready::Call(slot.clone())));
+    with(|h| h.push(Ready::call(slot.clone())));
     CallHandle { slot, timer: None }
 }
 
@@ -110,5 +114,8 @@ pub fn call_later(delay: Duration, f: impl FnOnce() + 'static) -> CallHandle {
 pub fn call_at(when: Instant, f: impl FnOnce() + 'static) -> CallHandle {
     let slot = slot(f);
     let key = with(|h| h.timers.borrow_mut().insert(when, Action::Call(slot.clone())));
-    CallHandle { slot, timer: Some(key) }
+    CallHandle {
+        slot,
+        timer: Some(key),
+    }
 }

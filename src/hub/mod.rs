@@ -17,16 +17,62 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::core::{self, Inner, Kind, Msg, Next, State, WaitState, WouldBlockForever};
 pub use crate::greenlet::core::Wake;
+use crate::greenlet::core::{self, Inner, Kind, Msg, Next, State, WaitState, WouldBlockForever};
 use crate::sys::Poller;
 use callback::CallSlot;
 use timers::{Action, Timers};
 
-/// Something in the ready queue.
-pub(crate) enum Ready {
+/// Something in the ready queue: a green thread to resume or a callback to
+/// run. One tagged pointer (8 bytes, not an enum's 16), since a million
+/// spawned green threads are a million entries.
+pub(crate) struct Ready(std::ptr::NonNull<()>);
+
+/// Low bit of a `Ready` pointer: set for a callback. Both pointees are
+/// `Rc` allocations, aligned to at least 8, so the bit is free.
+const CALL_TAG: usize = 1;
+
+/// A `Ready` taken apart.
+enum Item {
     Green(Rc<Inner>),
     Call(Rc<CallSlot>),
+}
+
+impl Ready {
+    pub(crate) fn green(g: Rc<Inner>) -> Ready {
+        let p = Rc::into_raw(g) as *mut ();
+        // SAFETY: `Rc::into_raw` never returns null.
+        Ready(unsafe { std::ptr::NonNull::new_unchecked(p) })
+    }
+
+    pub(crate) fn call(c: Rc<CallSlot>) -> Ready {
+        let p = Rc::into_raw(c) as *mut ();
+        debug_assert_eq!(p as usize & CALL_TAG, 0);
+        // SAFETY: `p` is non-null and its low bit is clear (alignment), so
+        // setting the bit keeps it non-null.
+        Ready(unsafe { std::ptr::NonNull::new_unchecked(p.map_addr(|a| a | CALL_TAG)) })
+    }
+
+    fn into_item(self) -> Item {
+        let p = self.0.as_ptr();
+        std::mem::forget(self);
+        if p as usize & CALL_TAG == 0 {
+            // SAFETY: untagged pointers come from `Rc::<Inner>::into_raw` in
+            // `green`, and each `Ready` is taken apart exactly once.
+            Item::Green(unsafe { Rc::from_raw(p as *const Inner) })
+        } else {
+            // SAFETY: tagged pointers come from `Rc::<CallSlot>::into_raw` in
+            // `call`; clearing the tag restores it; taken apart once.
+            Item::Call(unsafe { Rc::from_raw(p.map_addr(|a| a & !CALL_TAG) as *const CallSlot) })
+        }
+    }
+}
+
+impl Drop for Ready {
+    fn drop(&mut self) {
+        let me = Ready(self.0);
+        drop(me.into_item());
+    }
 }
 
 pub(crate) struct Hub {
@@ -42,14 +88,12 @@ pub(crate) struct Hub {
     pub(crate) timers: RefCell<Timers>,
     /// Created the first time the hub has to wait.
     poller: OnceCell<Option<Poller>>,
-    /// A callback is running on the hub's stack: blocking there is an error.
-    in_callback: Cell<bool>,
     /// `stop()` was called; `run_forever` returns.
     stop_requested: Cell<bool>,
     /// The green thread waiting in `run_forever`.
     stop_waker: RefCell<Option<Waker>>,
     /// Source of `with_timeout` tokens (>= 2; see `THROW_*`).
-    next_token: Cell<u64>,
+    next_token: Cell<u32>,
 }
 
 thread_local! {
@@ -61,13 +105,14 @@ impl Hub {
         Hub {
             root: {
                 crate::stack::install_overflow_handler();
-                Rc::new(Inner::new(Kind::Root, None, 0))
+                let root = Rc::new(Inner::new(Kind::Root, None, 0));
+                core::ROOT.set(Rc::as_ptr(&root));
+                root
             },
             ready: RefCell::new(VecDeque::new()),
             batch: Cell::new(0),
             timers: RefCell::new(Timers::default()),
             poller: OnceCell::new(),
-            in_callback: Cell::new(false),
             stop_requested: Cell::new(false),
             stop_waker: RefCell::new(None),
             next_token: Cell::new(2),
@@ -78,9 +123,10 @@ impl Hub {
         self.ready.borrow_mut().push_back(r);
     }
 
-    pub(crate) fn token(&self) -> u64 {
+    pub(crate) fn token(&self) -> u32 {
         let t = self.next_token.get();
-        self.next_token.set(t + 1);
+        // Wraps past u32::MAX back to 2: 0 and 1 mean none and kill.
+        self.next_token.set(t.checked_add(1).unwrap_or(2));
         t
     }
 
@@ -97,10 +143,10 @@ impl Hub {
             }
             self.batch.set(left - 1);
             let item = self.ready.borrow_mut().pop_front();
-            match item {
-                Some(Ready::Green(g)) if g.state.get() == State::Scheduled => return Some(g),
-                Some(Ready::Green(_)) => {}
-                Some(Ready::Call(c)) => self.run_callback(&c),
+            match item.map(Ready::into_item) {
+                Some(Item::Green(g)) if g.state.get() == State::Scheduled => return Some(g),
+                Some(Item::Green(_)) => {}
+                Some(Item::Call(c)) => self.run_callback(&c),
                 None => self.batch.set(0),
             }
         }
@@ -133,7 +179,7 @@ impl Hub {
                 Some(Action::Wake(w)) => {
                     w.wake_with(Wake::TimedOut);
                 }
-                Some(Action::Call(c)) => self.push(Ready::Call(c)),
+                Some(Action::Call(c)) => self.push(Ready::call(c)),
                 Some(Action::Throw(g, token)) => deliver_throw(&g, token),
             }
         }
@@ -150,27 +196,48 @@ impl Hub {
 
     fn run_callback(&self, c: &CallSlot) {
         if let Some(f) = c.take() {
-            self.in_callback.set(true);
+            IN_CALLBACK.set(true);
             // A panicking callback must not stop the hub; the panic hook has
             // already reported it, as gevent prints a failed callback.
             let _ = panic::catch_unwind(AssertUnwindSafe(f));
-            self.in_callback.set(false);
+            IN_CALLBACK.set(false);
         }
     }
+}
 
-    fn assert_can_block(&self) {
-        assert!(
-            !self.in_callback.get(),
-            "greenhub: a hub callback tried to block (park, sleep, join or switch); \
+/// Panics unless the running code may block (not inside a hub callback).
+pub(crate) fn assert_can_block() {
+    if IN_CALLBACK.get() {
+        callback_blocked();
+    }
+}
+
+#[cold]
+fn callback_blocked() -> ! {
+    panic!(
+        "greenhub: a hub callback tried to block (park, sleep, join or switch); \
              callbacks run on the hub itself and must return promptly: \
              spawn a green thread for blocking work"
-        );
+    )
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        core::ROOT.set(std::ptr::null());
     }
+}
+
+thread_local! {
+    /// A callback is running on the hub's stack: blocking there is an error.
+    /// Outside `Hub` so the check on every blocking call is one plain read.
+    static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
 }
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hub").field("ready", &self.ready.borrow().len()).finish()
+        f.debug_struct("Hub")
+            .field("ready", &self.ready.borrow().len())
+            .finish()
     }
 }
 
@@ -191,26 +258,33 @@ pub(crate) fn try_root() -> Option<Rc<Inner>> {
 
 /// Whether blocking is possible now: not in a callback, not at thread exit.
 pub(crate) fn try_can_block() -> bool {
-    HUB.try_with(|h| !h.in_callback.get()).unwrap_or(false)
+    HUB.try_with(|_| !IN_CALLBACK.get()).unwrap_or(false)
 }
 
 pub(crate) fn next_ready() -> Option<Rc<Inner>> {
     HUB.with(|h| h.next_ready())
 }
 
-/// Panics unless the running code may block (not inside a hub callback).
-pub(crate) fn assert_can_block() {
-    HUB.with(|h| h.assert_can_block());
-}
-
-/// Makes a pending throw take effect: wakes the target if it is parked.
-pub(crate) fn deliver_throw(g: &Rc<Inner>, code: u64) {
+/// Makes a pending throw take effect: a target parked on the hub, or paused
+/// in an explicit switch, is scheduled so that it unwinds on the next turn.
+pub(crate) fn deliver_throw(g: &Rc<Inner>, code: u32) {
     if g.is_dead() {
         return;
     }
     g.set_throw(code);
-    if g.wait.get() == WaitState::Parked {
-        Waker { g: g.clone(), seq: g.seq.get() }.wake_with(Wake::TimedOut);
+    match g.state.get() {
+        State::Parked => {
+            Waker {
+                g: g.clone(),
+                seq: g.seq.get(),
+            }
+            .wake_with(Wake::TimedOut);
+        }
+        State::Suspended if g.is_started() => {
+            g.state.set(State::Scheduled);
+            HUB.with(|h| h.push(Ready::green(g.clone())));
+        }
+        _ => {}
     }
 }
 
@@ -224,7 +298,7 @@ pub(crate) fn deliver_throw(g: &Rc<Inner>, code: u64) {
 #[derive(Clone)]
 pub struct Waker {
     g: Rc<Inner>,
-    seq: u64,
+    seq: u32,
 }
 
 impl Waker {
@@ -271,7 +345,7 @@ impl Waker {
                 g.wait.set(WaitState::Woken);
                 g.reason.set(reason);
                 g.state.set(State::Scheduled);
-                HUB.try_with(|h| h.push(Ready::Green(g.clone()))).is_ok()
+                HUB.try_with(|h| h.push(Ready::green(g.clone()))).is_ok()
             }
             WaitState::Idle | WaitState::Woken => false,
         }
@@ -280,7 +354,10 @@ impl Waker {
 
 impl fmt::Debug for Waker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Waker").field("green_thread", &self.g.id).field("seq", &self.seq).finish()
+        f.debug_struct("Waker")
+            .field("green_thread", &self.g.id)
+            .field("seq", &self.seq)
+            .finish()
     }
 }
 
@@ -328,7 +405,10 @@ pub(crate) fn park_inner(
     assert_can_block();
     let cur = core::current();
     cur.check_throw();
-    let waker = Waker { g: cur.clone(), seq: cur.seq.get() };
+    let waker = Waker {
+        g: cur.clone(),
+        seq: cur.seq.get(),
+    };
     cur.wait.set(WaitState::Armed);
     register(&waker);
     if cur.wait.get() == WaitState::Woken {
@@ -391,7 +471,7 @@ pub fn yield_now() {
     let cur = core::current();
     cur.check_throw();
     cur.state.set(State::Scheduled);
-    HUB.with(|h| h.push(Ready::Green(cur.clone())));
+    HUB.with(|h| h.push(Ready::green(cur.clone())));
     match core::leave(Next::Schedule) {
         Ok(msg) => take_wake(msg),
         Err(WouldBlockForever) => unreachable!("greenhub: the yielding green thread was ready"),
@@ -448,7 +528,9 @@ pub fn run_forever() {
     if HUB.with(|h| h.stop_requested.replace(false)) {
         return yield_now();
     }
-    let waited = park_inner(None, |w| HUB.with(|h| *h.stop_waker.borrow_mut() = Some(w.clone())));
+    let waited = park_inner(None, |w| {
+        HUB.with(|h| *h.stop_waker.borrow_mut() = Some(w.clone()))
+    });
     HUB.with(|h| {
         h.stop_waker.borrow_mut().take();
         h.stop_requested.set(false);

@@ -22,7 +22,7 @@ pub(crate) enum Action {
     /// Queue a `call_later`/`call_at` callback.
     Call(Rc<CallSlot>),
     /// Unwind a `with_timeout` section: the green thread and the section's token.
-    Throw(Rc<Inner>, u64),
+    Throw(Rc<Inner>, u32),
 }
 
 #[derive(Default)]

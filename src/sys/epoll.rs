@@ -26,7 +26,9 @@ impl Poller {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(Poller { epfd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Poller {
+            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
     }
 
     /// Waits for events or until `timeout` passes (`None`: no limit).
@@ -38,11 +40,19 @@ impl Poller {
                 tv_sec: d.as_secs().min(libc::time_t::MAX as u64) as libc::time_t,
                 tv_nsec: d.subsec_nanos() as libc::c_long,
             });
-            let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            let tsp = ts
+                .as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec);
             // SAFETY: `events` is a live buffer of `n` entries and `tsp` is
             // null or points to `ts`, alive for the call.
             let r = unsafe {
-                libc::epoll_pwait2(self.epfd.as_raw_fd(), events.as_mut_ptr(), n, tsp, std::ptr::null())
+                libc::epoll_pwait2(
+                    self.epfd.as_raw_fd(),
+                    events.as_mut_ptr(),
+                    n,
+                    tsp,
+                    std::ptr::null(),
+                )
             };
             if r >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
                 return;

@@ -22,7 +22,13 @@
 //!   that costs no extra mapping (`MADV_GUARD_INSTALL`, Linux >= 6.13);
 //! - `mapping_count()` and `max_map_count()`: the process's mappings and the
 //!   kernel's cap on them, for error messages and tests;
-//! - `fault_address(info)`: the faulting address in a `siginfo_t`.
+//! - `fault_address(info)`: the faulting address in a `siginfo_t`;
+//! - `STACK_MAP_FLAGS` and `prepare_stack_region(addr, len)`: how
+//!   `map_stack_region` maps and tunes stack memory (private to `sys`);
+//! - tests only: `resident_bytes()` here, `set_address_space_limit(bytes)`
+//!   in `unix.rs`.
+//!
+//! For the hub: `Poller` (`epoll.rs` on Linux).
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -30,24 +36,24 @@ mod linux;
 mod other;
 mod unix;
 
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) use linux::resident_bytes;
 #[cfg(target_os = "linux")]
 use linux::{fault_address, prepare_stack_region, STACK_MAP_FLAGS};
 #[cfg(target_os = "linux")]
 pub(crate) use linux::{install_light_guard, light_guards_supported, mapping_count, max_map_count};
-#[cfg(all(test, target_os = "linux"))]
-pub(crate) use linux::resident_bytes;
+#[cfg(all(test, not(target_os = "linux")))]
+pub(crate) use other::resident_bytes;
 #[cfg(not(target_os = "linux"))]
 use other::{fault_address, prepare_stack_region, STACK_MAP_FLAGS};
 #[cfg(not(target_os = "linux"))]
 pub(crate) use other::{install_light_guard, light_guards_supported, mapping_count, max_map_count};
-#[cfg(all(test, not(target_os = "linux")))]
-pub(crate) use other::resident_bytes;
-pub(crate) use unix::{
-    abort, address_space_limit, discard, ensure_alt_stack, install_fault_handler,
-    map_stack_region, page_size, protect_guard, unmap, write_stderr,
-};
 #[cfg(test)]
 pub(crate) use unix::set_address_space_limit;
+pub(crate) use unix::{
+    abort, address_space_limit, discard, ensure_alt_stack, install_fault_handler, map_stack_region,
+    page_size, protect_guard, unmap, write_stderr,
+};
 
 // The poller (hub.rs): epoll on Linux.
 #[cfg(target_os = "linux")]

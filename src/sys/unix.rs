@@ -77,22 +77,28 @@ pub(crate) fn discard(addr: usize, len: usize) {
 }
 
 /// The soft address-space limit (`RLIMIT_AS`) in bytes, if one is set.
-pub(crate) fn address_space_limit() -> Option<u64> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+pub(crate) fn address_space_limit() -> Option<libc::rlim_t> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `limit` is a valid rlimit to write into.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) };
-    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+    (rc == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
 }
 
 /// Sets the soft address-space limit, for tests of the out-of-memory path.
 #[cfg(test)]
-pub(crate) fn set_address_space_limit(bytes: u64) -> io::Result<()> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+pub(crate) fn set_address_space_limit(bytes: libc::rlim_t) -> io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `limit` is a valid rlimit to write into.
     if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    limit.rlim_cur = bytes as libc::rlim_t;
+    limit.rlim_cur = bytes;
     // SAFETY: `limit` is a valid rlimit; lowering the soft limit is allowed.
     if unsafe { libc::setrlimit(libc::RLIMIT_AS, &limit) } != 0 {
         return Err(io::Error::last_os_error());
