@@ -6,7 +6,10 @@
 use std::time::{Duration, Instant};
 
 fn task(name: &'static str, secs: u64, start: Instant) -> &'static str {
-    println!("{:>6.3}s  {name}: start, sleeping {secs} s", start.elapsed().as_secs_f64());
+    println!(
+        "{:>6.3}s  {name}: start, sleeping {secs} s",
+        start.elapsed().as_secs_f64()
+    );
     greenhub::sleep(Duration::from_secs(secs));
     println!("{:>6.3}s  {name}: done", start.elapsed().as_secs_f64());
     name
@@ -22,5 +25,8 @@ fn main() {
     for h in handles {
         println!("joined {}", h.join().expect("task ran to the end"));
     }
-    println!("{:>6.3}s  all done (about 2 s: the sleeps overlapped)", start.elapsed().as_secs_f64());
+    println!(
+        "{:>6.3}s  all done (about 2 s: the sleeps overlapped)",
+        start.elapsed().as_secs_f64()
+    );
 }

@@ -37,6 +37,7 @@ mod stack;
 mod sys;
 mod task;
 mod timeout;
+pub mod wait;
 
 pub use greenlet::{Greenlet, GreenletExit, SwitchError};
 pub use hub::callback::{call_at, call_later, call_soon, CallHandle};

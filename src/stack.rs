@@ -21,6 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use corosensei::stack::{StackPointer, MIN_STACK_SIZE};
@@ -418,28 +419,28 @@ pub(crate) struct Running {
     pub(crate) name: Option<NonNull<str>>,
 }
 
+/// Tells the fault handler which green thread runs on the faulting OS
+/// thread (`None`: the thread's own stack). Asked only when a fault happens,
+/// so switches pay nothing for the report; it must only read memory
+/// (async-signal-safe). Stored as a `fn` address; 0 until installed.
+pub(crate) type Describe = fn() -> Option<Running>;
+static DESCRIBE: AtomicUsize = AtomicUsize::new(0);
+
 thread_local! {
-    /// The green thread running on this OS thread; read by the fault handler.
-    /// Const-initialised and without destructor, so a write is a plain store.
-    static RUNNING: Cell<Option<Running>> = const { Cell::new(None) };
     /// Whether this thread has been prepared by `install_overflow_handler`.
     static HANDLER_READY: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Records which green thread runs now (`None`: the thread's own stack).
-/// Called on every switch.
-#[inline]
-pub(crate) fn set_running(running: Option<Running>) {
-    RUNNING.with(|cell| cell.set(running));
 }
 
 /// Prepares this thread to report green-thread stack overflows: installs the
 /// process-wide SIGSEGV/SIGBUS handler (once) and gives this thread an
 /// alternate signal stack if it has none. Cheap after the first call.
-pub(crate) fn install_overflow_handler() {
+/// `describe` names the running green thread (one per process: the
+/// greenlet layer's).
+pub(crate) fn install_overflow_handler(describe: Describe) {
     if HANDLER_READY.with(Cell::get) {
         return;
     }
+    DESCRIBE.store(describe as usize, Ordering::Relaxed);
     sys::install_fault_handler(check_overflow);
     // Without a signal stack the handler cannot run on an overflowed stack;
     // the kernel then kills the process with SIGSEGV, which is still no
@@ -453,7 +454,14 @@ pub(crate) fn install_overflow_handler() {
 /// running green thread's guard, report the overflow and abort; otherwise
 /// return so the fault goes to the previous handler.
 fn check_overflow(addr: usize) {
-    let Ok(Some(running)) = RUNNING.try_with(Cell::get) else {
+    let f = DESCRIBE.load(Ordering::Relaxed);
+    if f == 0 {
+        return;
+    }
+    // SAFETY: a non-zero DESCRIBE was stored from a `Describe` fn pointer in
+    // `install_overflow_handler`; fn pointers and usize have the same size.
+    let describe: Describe = unsafe { std::mem::transmute::<usize, Describe>(f) };
+    let Some(running) = describe() else {
         return;
     };
     if !(running.guard_lo..running.guard_hi).contains(&addr) {

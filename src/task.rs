@@ -353,10 +353,32 @@ impl<T> JoinHandle<T> {
     }
 }
 
+impl<T> crate::wait::Waitable for JoinHandle<T> {
+    fn is_ready(&self) -> bool {
+        self.g.is_dead()
+    }
+
+    fn register(&self, waker: &hub::Waker) {
+        if self.g.is_dead() {
+            waker.wake();
+        } else {
+            self.g.with_extra(|e| {
+                e.joiners.retain(hub::Waker::is_waiting);
+                e.joiners.push(waker.clone());
+            });
+        }
+    }
+}
+
 /// Parks until `g` is dead or `deadline` passes; returns whether it is dead.
 fn wait_dead(g: &Rc<Inner>, deadline: Option<Instant>) -> bool {
     while !g.is_dead() {
-        let why = hub::park(deadline, |w| g.with_extra(|e| e.joiners.push(w.clone())));
+        let why = hub::park(deadline, |w| {
+            g.with_extra(|e| {
+                e.joiners.retain(hub::Waker::is_waiting);
+                e.joiners.push(w.clone());
+            })
+        });
         if why == Wake::TimedOut && !g.is_dead() {
             return false;
         }

@@ -318,10 +318,16 @@ impl Inner {
     }
 
     /// Gives the green thread its stack and coroutine, if it has none yet.
+    #[inline]
     pub(crate) fn ensure_started(&self) -> io::Result<()> {
         if self.started.get() {
             return Ok(());
         }
+        self.start()
+    }
+
+    #[cold]
+    fn start(&self) -> io::Result<()> {
         let stack = Stack::new(self.stack_size())?;
         self.stack_low.set(stack.guard().1);
         let Body::Unstarted(entry) = self.body.replace(Body::Running) else {
@@ -395,6 +401,27 @@ pub(crate) fn current() -> Rc<Inner> {
     }
 }
 
+/// Runs `f` on the running green thread's record, without touching its
+/// reference count (the switch path's way to reach it).
+#[inline]
+pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> R {
+    let mut p = CURRENT.get();
+    if p.is_null() {
+        p = ROOT.get();
+        if p.is_null() {
+            return f(&hub::root());
+        }
+    }
+    // SAFETY: as in `current`: the pointee is alive while it runs (CURRENT)
+    // or while the hub exists (ROOT), which covers this call.
+    f(unsafe { &*p })
+}
+
+/// Whether `g` is the running green thread.
+pub(crate) fn is_current(g: &Inner) -> bool {
+    with_current(|c| std::ptr::eq(c, g))
+}
+
 /// Like [`current`], but `None` while the OS thread's hub is being torn down.
 pub(crate) fn try_current() -> Option<Rc<Inner>> {
     if CURRENT.get().is_null() {
@@ -426,7 +453,6 @@ fn resume(target: &Rc<Inner>, msg: Msg) -> Req {
     }
     target.state.set(State::Running);
     CURRENT.set(Rc::as_ptr(target));
-    set_running(target);
     // SAFETY: the coroutine is resumed in place, through the Cell's pointer,
     // to save moving it out and back on every switch. Nothing else touches
     // `body` while its green thread runs: every other accessor acts only on
@@ -438,7 +464,6 @@ fn resume(target: &Rc<Inner>, msg: Msg) -> Req {
         Body::Started(coro) => coro.resume(msg),
         _ => unreachable!("greenhub: resumed a green thread that has no coroutine"),
     };
-    stack::set_running(None);
     CURRENT.set(ptr::null());
     match result {
         CoroutineResult::Yield(req) => req,
@@ -450,19 +475,33 @@ fn resume(target: &Rc<Inner>, msg: Msg) -> Req {
     }
 }
 
-/// Tells the overflow handler who runs, so its report can name them.
-fn set_running(target: &Inner) {
-    let low = target.stack_low.get();
-    // The name's address is stable: it is a boxed str in `Extra`, which only
-    // this green thread's own code changes (and not while it runs).
-    let name = target.peek_extra(|e| e.and_then(|e| e.name.as_deref()).map(std::ptr::NonNull::from));
-    stack::set_running(Some(stack::Running {
+/// Tells the overflow handler which green thread runs, from its record:
+/// asked only when a fault happens, so switches pay nothing for it. Only
+/// reads memory (it runs in a signal handler).
+pub(crate) fn describe_running() -> Option<stack::Running> {
+    let p = CURRENT.try_with(Cell::get).ok()?;
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: CURRENT points to the running green thread's record, kept
+    // alive by `resume` (see `current`). The fault interrupted that green
+    // thread, so nothing is mid-way through changing the fields read here;
+    // `extra` is read through its pointer without moving it out.
+    let g = unsafe { &*p };
+    let low = g.stack_low.get();
+    // SAFETY: as above; only a shared read of the box's name.
+    let extra = unsafe { &*g.extra.as_ptr() };
+    let name = extra
+        .as_ref()
+        .and_then(|e| e.name.as_deref())
+        .map(std::ptr::NonNull::from);
+    Some(stack::Running {
         guard_lo: low - stack::guard_size(),
         guard_hi: low,
-        size: target.stack_size(),
-        id: target.id,
+        size: g.stack_size(),
+        id: g.id,
         name,
-    }));
+    })
 }
 
 /// What the trampoline does next.

@@ -219,13 +219,12 @@ impl Greenlet {
     /// ```
     pub fn try_switch<T: 'static, R: 'static>(&self, value: T) -> Result<R, SwitchError> {
         hub::assert_can_block();
-        let cur = core::current();
-        if Rc::ptr_eq(&cur, &self.inner) {
+        if core::is_current(&self.inner) {
             return core::downcast::<R>(Box::new(value)).map_err(type_mismatch);
         }
         self.check_switchable()?;
         self.inner.ensure_started().map_err(SwitchError::NoStack)?;
-        let msg = transfer(cur, Next::Switch(self.inner.clone(), Msg::Value(Box::new(value))));
+        let msg = transfer(Next::Switch(self.inner.clone(), Msg::Value(Box::new(value))));
         match msg {
             Msg::Value(v) => core::downcast::<R>(v).map_err(type_mismatch),
             Msg::Throw(p) => panic::resume_unwind(p),
@@ -282,7 +281,8 @@ impl Greenlet {
             }
             p
         };
-        match transfer(cur, Next::Switch(target, msg)) {
+        drop(cur);
+        match transfer(Next::Switch(target, msg)) {
             Msg::Value(v) => core::downcast::<R>(v).map_err(type_mismatch),
             Msg::Throw(p) => panic::resume_unwind(p),
             Msg::Wake => unreachable!("greenhub: a throw is pending for the greenlet"),
@@ -331,25 +331,24 @@ fn type_mismatch((expected, found): (&'static str, &'static str)) -> SwitchError
 
 /// Leaves `cur` for the trampoline; `cur` waits for a switch back.
 ///
-/// `cur` is dropped before leaving: a paused greenlet must hold no handle to
-/// itself on its own stack, or dropping its last outside handle could not
-/// tell that nothing else refers to it.
-fn transfer(cur: Rc<Inner>, next: Next) -> Msg {
-    cur.state.set(State::Suspended);
-    drop(cur);
+/// A paused greenlet must hold no handle (`Rc`) to itself on its own stack,
+/// or dropping its last outside handle could not tell that nothing else
+/// refers to it: callers drop theirs first, and this reaches the record
+/// without one.
+fn transfer(next: Next) -> Msg {
+    core::with_current(|cur| cur.state.set(State::Suspended));
     let result = core::leave(next);
-    let cur = core::current();
     let msg = match result {
         Ok(msg) => msg,
         Err(core::WouldBlockForever) => {
-            cur.state.set(State::Running);
+            core::with_current(|cur| cur.state.set(State::Running));
             panic!(
                 "greenhub: this operation would block forever: the main greenlet switched away \
                  and nothing can switch back to it"
             )
         }
     };
-    cur.check_throw();
+    core::with_current(Inner::check_throw);
     msg
 }
 

@@ -104,7 +104,7 @@ impl Hub {
     fn new() -> Hub {
         Hub {
             root: {
-                crate::stack::install_overflow_handler();
+                crate::stack::install_overflow_handler(core::describe_running);
                 let root = Rc::new(Inner::new(Kind::Root, None, 0));
                 core::ROOT.set(Rc::as_ptr(&root));
                 root
@@ -328,6 +328,32 @@ impl Waker {
     /// ```
     pub fn wake(&self) -> bool {
         self.wake_with(Wake::Ready)
+    }
+
+    /// Whether the park this waker belongs to is still waiting for a wake:
+    /// false once it was woken, timed out or ended. Wait lists drop such
+    /// stale wakers (`list.retain(Waker::is_waiting)`) so that a long-lived
+    /// event waited on in a loop (for instance with a timeout) does not grow.
+    ///
+    /// ```
+    /// use greenhub::hub::{park, Waker};
+    /// use std::cell::RefCell;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let kept: RefCell<Option<Waker>> = RefCell::new(None);
+    /// park(Some(Instant::now() + Duration::from_millis(1)), |w| {
+    ///     assert!(w.is_waiting());
+    ///     *kept.borrow_mut() = Some(w.clone());
+    /// });
+    /// assert!(!kept.borrow().as_ref().unwrap().is_waiting()); // timed out: stale
+    /// ```
+    pub fn is_waiting(&self) -> bool {
+        self.g.seq.get() == self.seq && matches!(self.g.wait.get(), WaitState::Armed | WaitState::Parked)
+    }
+
+    /// The id of the green thread this waker wakes.
+    pub fn green_thread_id(&self) -> u64 {
+        self.g.id
     }
 
     pub(crate) fn wake_with(&self, reason: Wake) -> bool {

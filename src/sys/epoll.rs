@@ -26,9 +26,8 @@ impl Poller {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        Ok(Poller {
-            epfd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Poller { epfd })
     }
 
     /// Waits for events or until `timeout` passes (`None`: no limit).

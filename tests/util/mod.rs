@@ -1,0 +1,138 @@
+//! Helpers shared by the integration tests: time bounds, drop guards, panic
+//! messages and re-running one test of this binary in a child process.
+
+// Each test file uses only some of these helpers.
+#![allow(dead_code)]
+
+use std::any::Any;
+use std::cell::Cell;
+use std::io::Read;
+use std::panic;
+use std::process::{Command, ExitStatus, Stdio};
+use std::rc::Rc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a test body may take before it counts as hung.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// Runs `f` on a fresh OS thread (so on a fresh hub) and returns its value;
+/// re-raises its panic; fails the test if it does not finish within [`LIMIT`].
+pub fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    bounded_for(LIMIT, f)
+}
+
+/// [`bounded`] with a chosen limit.
+pub fn bounded_for<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let name = thread::current().name().unwrap_or("bounded").to_owned();
+    let worker = thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .expect("spawn the test's OS thread");
+    match rx.recv_timeout(limit) {
+        Ok(v) => v,
+        Err(RecvTimeoutError::Disconnected) => match worker.join() {
+            Err(payload) => panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the worker sends before it returns"),
+        },
+        Err(RecvTimeoutError::Timeout) => panic!("test body hung: still running after {limit:?}"),
+    }
+}
+
+/// A flag shared with code that runs later on the same OS thread.
+pub fn flag() -> Rc<Cell<bool>> {
+    Rc::new(Cell::new(false))
+}
+
+/// Sets its flag when dropped: proves a stack was unwound past it.
+pub struct SetOnDrop(pub Rc<Cell<bool>>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+/// The text of a panic payload (`&str` or `String`), or a placeholder.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "<non-string panic payload>".to_owned()
+    }
+}
+
+/// Runs `f`, expecting it to panic; returns the panic's message.
+pub fn expect_panic<R>(f: impl FnOnce() -> R) -> String {
+    match panic::catch_unwind(panic::AssertUnwindSafe(f)) {
+        Ok(_) => panic!("expected a panic, but the call returned"),
+        Err(p) => panic_message(&*p),
+    }
+}
+
+/// The environment variable that tells a child test to do its real work.
+pub const CHILD_ENV: &str = "GREENHUB_TEST_CHILD";
+
+/// Whether this process is a child started by [`run_child`] for `mode`.
+pub fn is_child(mode: &str) -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|v| v == mode)
+}
+
+/// What a child process did.
+#[derive(Debug)]
+pub struct ChildOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Re-runs the test `test` of this test binary alone in a child process,
+/// with [`CHILD_ENV`] set to `mode`; kills it and fails if it runs longer
+/// than `limit`.
+pub fn run_child(test: &str, mode: &str, limit: Duration) -> ChildOutput {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let mut child = Command::new(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the child test process");
+    let mut out = child.stdout.take().expect("piped stdout");
+    let mut err = child.stderr.take().expect("piped stderr");
+    // Read both pipes while waiting, so a chatty child cannot block on a full pipe.
+    let out_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let err_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child test `{test}` ({mode}) still running after {limit:?}: killed");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    ChildOutput {
+        status,
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
+}
