@@ -31,9 +31,12 @@
 //! Kills and timeouts unwind the target's stack, so greenhub needs
 //! `panic = "unwind"` (the default).
 
+pub mod blocking;
 pub mod greenlet;
 pub mod hub;
+pub mod pool;
 mod stack;
+pub mod sync;
 mod sys;
 mod task;
 mod timeout;

@@ -8,6 +8,8 @@
 //! nothing is ready, sleep until the earliest timer.
 
 pub(crate) mod callback;
+pub(crate) mod io;
+pub(crate) mod remote;
 pub(crate) mod timers;
 
 use std::cell::{Cell, OnceCell, RefCell};
@@ -21,6 +23,7 @@ pub use crate::greenlet::core::Wake;
 use crate::greenlet::core::{self, Inner, Kind, Msg, Next, State, WaitState, WouldBlockForever};
 use crate::sys::Poller;
 use callback::CallSlot;
+pub use io::{wait_readable, wait_writable};
 use timers::{Action, Timers};
 
 /// Something in the ready queue: a green thread to resume or a callback to
@@ -86,8 +89,12 @@ pub(crate) struct Hub {
     batch: Cell<usize>,
     /// Sleeps, park deadlines, timeouts and timed callbacks.
     pub(crate) timers: RefCell<Timers>,
-    /// Created the first time the hub has to wait.
+    /// Created the first time the hub has to wait or an fd is registered.
     poller: OnceCell<Option<Poller>>,
+    /// Registered fds and the green threads parked on them.
+    io: RefCell<io::IoTable>,
+    /// Waits for work finished on other OS threads, and their inbox.
+    remotes: RefCell<remote::Remotes>,
     /// `stop()` was called; `run_forever` returns.
     stop_requested: Cell<bool>,
     /// The green thread waiting in `run_forever`.
@@ -113,6 +120,8 @@ impl Hub {
             batch: Cell::new(0),
             timers: RefCell::new(Timers::default()),
             poller: OnceCell::new(),
+            io: RefCell::new(io::IoTable::default()),
+            remotes: RefCell::new(remote::Remotes::default()),
             stop_requested: Cell::new(false),
             stop_waker: RefCell::new(None),
             next_token: Cell::new(2),
@@ -152,20 +161,28 @@ impl Hub {
         }
     }
 
-    /// Begins a turn: fires due timers, waits if nothing is ready. Returns
-    /// false when nothing is ready and nothing ever could be.
+    /// Begins a turn: fires due timers, polls I/O (without waiting if
+    /// something is ready, so a busy ready queue never starves I/O), and
+    /// waits if nothing is ready. Returns false when nothing is ready and
+    /// nothing ever could be.
     fn turn(&self) -> bool {
-        if !self.timers.borrow().is_empty() {
+        let has_timers = !self.timers.borrow().is_empty();
+        if has_timers {
             self.fire_timers(Instant::now());
-            if self.ready.borrow().is_empty() {
-                let next = self.timers.borrow().next_deadline();
-                if let Some(deadline) = next {
-                    self.wait(Some(deadline.saturating_duration_since(Instant::now())));
-                    self.fire_timers(Instant::now());
-                }
+        }
+        let io_waiting = self.io.borrow().waiting > 0 || self.remotes.borrow().outstanding();
+        if self.ready.borrow().is_empty() {
+            let next = self.timers.borrow().next_deadline();
+            let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout.is_none() && !io_waiting {
+                return false;
             }
-        } else if self.ready.borrow().is_empty() {
-            return false;
+            self.wait(timeout);
+            if has_timers {
+                self.fire_timers(Instant::now());
+            }
+        } else if io_waiting {
+            self.wait(Some(Duration::ZERO));
         }
         self.batch.set(self.ready.borrow().len());
         true
@@ -185,12 +202,19 @@ impl Hub {
         }
     }
 
-    /// Sleeps in the poller (or, if no poller can be had, the OS thread).
+    /// Sleeps in the poller until I/O or `timeout`, waking the green
+    /// threads parked on ready fds. Without a poller (the OS refused one,
+    /// so no fd can be registered either) it sleeps the OS thread.
     fn wait(&self, timeout: Option<Duration>) {
-        let poller = self.poller.get_or_init(|| Poller::new().ok());
-        match poller {
-            Some(p) => p.wait(timeout),
-            None => std::thread::sleep(timeout.unwrap_or(Duration::from_millis(10))),
+        match self.poller() {
+            Ok(p) => p.wait(timeout, |ev| {
+                if ev.token == remote::INBOX_TOKEN {
+                    self.drain_inbox();
+                } else {
+                    self.io.borrow_mut().dispatch(ev);
+                }
+            }),
+            Err(_) => std::thread::sleep(timeout.unwrap_or(Duration::from_millis(10))),
         }
     }
 
@@ -249,6 +273,12 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
 /// This OS thread's root green thread.
 pub(crate) fn root() -> Rc<Inner> {
     HUB.with(|h| h.root.clone())
+}
+
+/// Runs `f` with the hub, unless this OS thread is exiting and the hub is
+/// gone already (for drops, which must not panic then).
+pub(crate) fn try_with<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
+    HUB.try_with(f).ok()
 }
 
 /// The root, or `None` once the hub's thread-local is gone (thread exit).

@@ -1,12 +1,14 @@
-//! The poller on Linux: epoll.
+//! The poller on Linux: epoll, edge-triggered.
 //!
-//! For now the hub only sleeps in it until the next timer; sockets register
-//! here once they exist. `epoll_pwait2` takes a nanosecond timeout, so timers
-//! are not rounded to milliseconds; kernels before 5.11 lack it, and there the
-//! timeout is rounded up to the next millisecond (never early, so no spin).
+//! Each fd is added once with read and write interest (`EPOLLET`), so a
+//! socket costs no `epoll_ctl` per operation; the hub turns each event into
+//! wakes of the green threads parked on that fd. `epoll_pwait2` takes a
+//! nanosecond timeout, so timers are not rounded to milliseconds; kernels
+//! before 5.11 lack it, and there the timeout is rounded up to the next
+//! millisecond (never early, so no spin).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -15,24 +17,83 @@ pub(crate) struct Poller {
     epfd: OwnedFd,
 }
 
+/// Readiness reported for one registered fd.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Event {
+    /// The token the fd was added with.
+    pub(crate) token: u64,
+    /// Readable, or the peer hung up / an error is pending (a read will say).
+    pub(crate) readable: bool,
+    /// Writable, or an error is pending (a write will say).
+    pub(crate) writable: bool,
+}
+
+/// How many events one wait takes at most; more wait for the next turn.
+const EVENTS: usize = 256;
+
 /// Set once `epoll_pwait2` answered ENOSYS, so later waits skip it.
 static NO_PWAIT2: AtomicBool = AtomicBool::new(false);
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
 
 impl Poller {
     pub(crate) fn new() -> io::Result<Poller> {
         // SAFETY: epoll_create1 takes no pointers; the result is checked.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Poller { epfd })
     }
 
-    /// Waits for events or until `timeout` passes (`None`: no limit).
-    pub(crate) fn wait(&self, timeout: Option<Duration>) {
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+    /// Adds `fd` with read and write interest, edge-triggered.
+    pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            u64: token,
+        };
+        // SAFETY: `ev` is a valid epoll_event for the call's duration.
+        check(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) })?;
+        Ok(())
+    }
+
+    /// Removes `fd` (before it is closed, so a reused number starts clean).
+    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: a null event is allowed for EPOLL_CTL_DEL (since 2.6.9).
+        check(unsafe {
+            libc::epoll_ctl(
+                self.epfd.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Waits for events or until `timeout` passes (`None`: no limit), and
+    /// hands each event to `on_event`.
+    pub(crate) fn wait(&self, timeout: Option<Duration>, mut on_event: impl FnMut(Event)) {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+        let n = self.wait_raw(timeout, &mut events);
+        for ev in &events[..n] {
+            let bits = ev.events as libc::c_int;
+            let failed = bits & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
+            on_event(Event {
+                token: ev.u64,
+                readable: failed || bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) != 0,
+                writable: failed || bits & libc::EPOLLOUT != 0,
+            });
+        }
+    }
+
+    /// One `epoll_pwait2` (or `epoll_wait`); the number of events (0 on EINTR).
+    fn wait_raw(&self, timeout: Option<Duration>, events: &mut [libc::epoll_event]) -> usize {
         let n = events.len() as libc::c_int;
         if !NO_PWAIT2.load(Ordering::Relaxed) {
             let ts = timeout.map(|d| libc::timespec {
@@ -53,8 +114,11 @@ impl Poller {
                     std::ptr::null(),
                 )
             };
-            if r >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
-                return;
+            if r >= 0 {
+                return r as usize;
+            }
+            if io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
+                return 0;
             }
             NO_PWAIT2.store(true, Ordering::Relaxed);
         }
@@ -63,6 +127,42 @@ impl Poller {
             Some(d) => d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
         };
         // SAFETY: `events` is a live buffer of `n` entries.
-        unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), n, ms) };
+        let r = unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), n, ms) };
+        r.max(0) as usize
+    }
+}
+
+/// An eventfd: how other OS threads wake the hub's poller.
+pub(crate) struct EventFd {
+    fd: OwnedFd,
+}
+
+impl EventFd {
+    pub(crate) fn new() -> io::Result<EventFd> {
+        // SAFETY: eventfd takes no pointers; the result is checked.
+        let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(EventFd { fd })
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Makes the fd readable (from any thread). A full counter (EAGAIN)
+    /// means it is readable already, which is all a notify needs.
+    pub(crate) fn notify(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64, as eventfd requires.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Consumes the notifications so far (edge-triggered: the next notify
+    /// makes a new edge).
+    pub(crate) fn reset(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads 8 bytes into a live u64, as eventfd requires.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
     }
 }

@@ -59,4 +59,4 @@ pub(crate) use unix::{
 #[cfg(target_os = "linux")]
 mod epoll;
 #[cfg(target_os = "linux")]
-pub(crate) use epoll::Poller;
+pub(crate) use epoll::{Event, EventFd, Poller};

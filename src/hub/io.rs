@@ -1,0 +1,270 @@
+//! File descriptors on the hub: registration with the poller, the parked
+//! reader and writer of each fd, and the one I/O loop every blocking
+//! operation goes through.
+//!
+//! Each fd is registered once, edge-triggered, with read and write interest.
+//! An operation tries its syscall first and parks only on `WouldBlock`, so a
+//! ready socket costs no extra syscall; an fd has at most one parked reader
+//! and one parked writer.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::time::Instant;
+
+use super::{park, with, Hub, Wake, Waker};
+use crate::sys::{Event, Poller};
+
+/// Which way an operation waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+/// One registered fd.
+#[derive(Default)]
+struct Slot {
+    /// Bumped on reuse, so an event for a removed fd is not taken for the
+    /// fd now in its place.
+    generation: u32,
+    in_use: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+/// The registered fds, indexed by the low half of their poller token.
+#[derive(Default)]
+pub(crate) struct IoTable {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Green threads parked on an fd: while any are, the hub may wait for
+    /// I/O without a deadline.
+    pub(crate) waiting: usize,
+}
+
+fn token(index: u32, generation: u32) -> u64 {
+    (u64::from(generation) << 32) | u64::from(index)
+}
+
+impl IoTable {
+    fn insert(&mut self) -> u64 {
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let slot = &mut self.slots[index as usize];
+        slot.in_use = true;
+        token(index, slot.generation)
+    }
+
+    fn slot(&mut self, token: u64) -> Option<&mut Slot> {
+        let slot = self.slots.get_mut((token & 0xffff_ffff) as usize)?;
+        (slot.in_use && u64::from(slot.generation) == token >> 32).then_some(slot)
+    }
+
+    fn remove(&mut self, token: u64) -> (Option<Waker>, Option<Waker>) {
+        let Some(slot) = self.slot(token) else {
+            return (None, None);
+        };
+        slot.in_use = false;
+        slot.generation = slot.generation.wrapping_add(1);
+        let wakers = (slot.reader.take(), slot.writer.take());
+        self.free.push((token & 0xffff_ffff) as u32);
+        wakers
+    }
+
+    /// Wakes whoever waits for what `ev` reports.
+    pub(crate) fn dispatch(&mut self, ev: Event) {
+        let Some(slot) = self.slot(ev.token) else { return };
+        if ev.readable {
+            if let Some(w) = &slot.reader {
+                w.wake();
+            }
+        }
+        if ev.writable {
+            if let Some(w) = &slot.writer {
+                w.wake();
+            }
+        }
+    }
+}
+
+impl Hub {
+    /// The poller, created on first use; `None` if the OS refused one.
+    pub(crate) fn poller(&self) -> io::Result<&Poller> {
+        self.poller
+            .get_or_init(|| Poller::new().ok())
+            .as_ref()
+            .ok_or_else(|| io::Error::other("greenhub: cannot create the hub's epoll instance"))
+    }
+}
+
+/// An fd registered with this OS thread's hub; removed on drop. Owned by
+/// the socket (or other fd wrapper) it serves, and dropped before the fd is
+/// closed.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    fd: RawFd,
+    token: u64,
+}
+
+impl Registration {
+    /// Registers `fd` (which must be in non-blocking mode).
+    pub(crate) fn new(fd: BorrowedFd<'_>) -> io::Result<Registration> {
+        let fd = fd.as_raw_fd();
+        with(|h| {
+            let token = h.io.borrow_mut().insert();
+            match h.poller().and_then(|p| p.add(fd, token)) {
+                Ok(()) => Ok(Registration { fd, token }),
+                Err(e) => {
+                    h.io.borrow_mut().remove(token);
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    /// Parks until the fd may be ready for `dir`, or `deadline` passes
+    /// (`TimedOut`). Readiness is a hint: the caller retries its syscall.
+    pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        let guard = Parked {
+            token: self.token,
+            dir,
+        };
+        let why = park(deadline, |w| {
+            with(|h| {
+                let mut t = h.io.borrow_mut();
+                if let Some(slot) = t.slot(self.token) {
+                    let place = match dir {
+                        Direction::Read => &mut slot.reader,
+                        Direction::Write => &mut slot.writer,
+                    };
+                    assert!(
+                        place.as_ref().is_none_or(|old| !old.is_waiting()),
+                        "greenhub: two green threads wait to {} the same fd at once",
+                        if dir == Direction::Read { "read" } else { "write" }
+                    );
+                    *place = Some(w.clone());
+                    t.waiting += 1;
+                }
+            })
+        });
+        drop(guard);
+        match why {
+            Wake::Ready => Ok(()),
+            Wake::TimedOut => Err(io::Error::from(io::ErrorKind::TimedOut)),
+        }
+    }
+
+    /// The one I/O loop: tries `op`; on `WouldBlock` parks until the fd is
+    /// ready for `dir` (or `deadline`: `TimedOut`), and tries again.
+    pub(crate) fn io<R>(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return result,
+            }
+            self.wait(dir, deadline)?;
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _ = with_live_hub(|h| {
+            if let Ok(p) = h.poller() {
+                let _ = p.delete(self.fd);
+            }
+            let (reader, writer) = h.io.borrow_mut().remove(self.token);
+            // Anyone still parked on this fd must not wait forever for it.
+            for w in reader.into_iter().chain(writer) {
+                w.wake();
+            }
+        });
+    }
+}
+
+/// Clears a parked waiter's slot when its park ends, however it ends
+/// (woken, timed out, or unwound by a kill), so no registration leaks.
+struct Parked {
+    token: u64,
+    dir: Direction,
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        let _ = with_live_hub(|h| {
+            let mut t = h.io.borrow_mut();
+            if let Some(slot) = t.slot(self.token) {
+                let place = match self.dir {
+                    Direction::Read => &mut slot.reader,
+                    Direction::Write => &mut slot.writer,
+                };
+                if place.take().is_some() {
+                    t.waiting -= 1;
+                }
+            }
+        });
+    }
+}
+
+/// The hub, unless this OS thread is exiting and it is gone already
+/// (drops must not panic then).
+fn with_live_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
+    super::try_with(f)
+}
+
+/// Parks the current green thread until `fd` is readable (gevent's
+/// `wait_read`), or `deadline` passes. For fds the caller owns (pipes,
+/// eventfds, a child's stdout) that are not wrapped by a greenhub type; put
+/// the fd in non-blocking mode first.
+///
+/// # Errors
+/// `TimedOut` when the deadline passes; the OS error if the fd cannot be
+/// registered (for instance `EEXIST`: a greenhub socket already owns it).
+///
+/// # Blocking
+/// Parks until readable.
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsFd;
+/// use std::time::{Duration, Instant};
+///
+/// let (reader, mut writer) = std::io::pipe().unwrap();
+/// let deadline = Instant::now() + Duration::from_millis(10);
+/// let waited = greenhub::hub::wait_readable(reader.as_fd(), Some(deadline));
+/// assert_eq!(waited.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+/// writer.write_all(b"x").unwrap();
+/// greenhub::hub::wait_readable(reader.as_fd(), None).unwrap();
+/// ```
+pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<()> {
+    Registration::new(fd)?.wait(Direction::Read, deadline)
+}
+
+/// Parks the current green thread until `fd` is writable (gevent's
+/// `wait_write`), or `deadline` passes. As [`wait_readable`].
+///
+/// # Errors
+/// As [`wait_readable`].
+///
+/// # Blocking
+/// Parks until writable.
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// let (_reader, writer) = std::io::pipe().unwrap();
+/// greenhub::hub::wait_writable(writer.as_fd(), None).unwrap(); // an empty pipe has room
+/// ```
+pub fn wait_writable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<()> {
+    Registration::new(fd)?.wait(Direction::Write, deadline)
+}
