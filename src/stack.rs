@@ -61,8 +61,11 @@ pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 const SLAB_BYTES: usize = 64 << 20;
 
 /// Bytes of returned stacks per size class kept "hot" (memory intact, reused
-/// first). Stacks returned beyond this have their memory released, so a
-/// burst of green threads does not leave its memory behind.
+/// first). Stacks returned beyond this have their memory released by
+/// [`trim`], which the hub calls when it is idle, so a burst of green threads
+/// does not leave its memory behind, and the burst itself pays no system
+/// call per finished green thread (a million sleepers waking within a
+/// second must not each wait for an `madvise`).
 const HOT_BYTES: usize = 16 << 20;
 
 /// Bounds on the number of hot stacks per size class, whatever the size.
@@ -143,6 +146,17 @@ impl Stack {
     }
 }
 
+/// Releases the memory of up to `budget` pooled stacks beyond what the pool
+/// keeps hot; returns whether more remain. The hub calls this when it is
+/// about to sleep, in small budgets so I/O is not kept waiting.
+pub(crate) fn trim(budget: usize) -> bool {
+    POOL.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        pool.excess && pool.trim(budget)
+    })
+    .unwrap_or(false)
+}
+
 /// Bytes of guard below every stack: one page.
 pub(crate) fn guard_size() -> usize {
     sys::page_size()
@@ -214,6 +228,8 @@ struct Pool {
     /// Stacks handed out and not yet returned; slabs can be unmapped only
     /// when this is zero.
     outstanding: usize,
+    /// Some class may hold more hot stacks than its limit (see `trim`).
+    excess: bool,
 }
 
 /// Free stacks of one usable size, identified by their top address.
@@ -236,6 +252,7 @@ impl Pool {
             classes: Vec::new(),
             slabs: Vec::new(),
             outstanding: 0,
+            excess: false,
         }
     }
 
@@ -286,30 +303,44 @@ impl Pool {
         Ok(lo + slot)
     }
 
-    /// Takes back the stack whose top is `base`: hot if there is room,
-    /// otherwise its memory (and in separate mode its mappings) released.
+    /// Takes back the stack whose top is `base`, hot; [`trim`] releases
+    /// the excess later.
     fn give_back(&mut self, base: usize, size: usize) {
         self.outstanding -= 1;
         let Some(class) = self.classes.iter_mut().find(|c| c.size == size) else {
             debug_assert!(false, "stack returned to a pool without its class");
             return;
         };
-        if class.hot.len() < hot_limit(size) {
-            class.hot.push(base);
-            return;
-        }
-        match guard_mode() {
-            GuardMode::Slab => {
-                sys::discard(base - size, size);
-                class.cold.push(base);
+        class.hot.push(base);
+        self.excess = self.excess || class.hot.len() > hot_limit(size);
+    }
+
+    /// Releases the memory of up to `budget` hot stacks beyond the hot
+    /// limits, oldest first; returns whether excess remains.
+    fn trim(&mut self, mut budget: usize) -> bool {
+        let mut more = false;
+        for class in &mut self.classes {
+            let excess = class.hot.len().saturating_sub(hot_limit(class.size));
+            let n = excess.min(budget);
+            budget -= n;
+            more |= n < excess;
+            for base in class.hot.drain(..n) {
+                match guard_mode() {
+                    GuardMode::Slab => {
+                        sys::discard(base - class.size, class.size);
+                        class.cold.push(base);
+                    }
+                    // Mappings are the scarce resource in this mode (two
+                    // per stack), and malloc needs them too: give them back.
+                    GuardMode::Separate => {
+                        let page = sys::page_size();
+                        sys::unmap(base - class.size - page, class.size + page);
+                    }
+                }
             }
-            // Mappings are the scarce resource in this mode (two per
-            // stack), and malloc needs them too: give them back.
-            GuardMode::Separate => {
-                let page = sys::page_size();
-                sys::unmap(base - size - page, size + page);
-            }
         }
+        self.excess = more;
+        more
     }
 }
 

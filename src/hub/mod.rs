@@ -107,6 +107,11 @@ thread_local! {
     static HUB: Hub = Hub::new();
 }
 
+/// The shortest wait that is spent trimming the stack pool first, and how
+/// many stacks one trim may release (about a millisecond's work).
+const TRIM_IDLE: Duration = Duration::from_millis(1);
+const TRIM_BUDGET: usize = 512;
+
 impl Hub {
     fn new() -> Hub {
         Hub {
@@ -205,7 +210,12 @@ impl Hub {
     /// Sleeps in the poller until I/O or `timeout`, waking the green
     /// threads parked on ready fds. Without a poller (the OS refused one,
     /// so no fd can be registered either) it sleeps the OS thread.
-    fn wait(&self, timeout: Option<Duration>) {
+    fn wait(&self, mut timeout: Option<Duration>) {
+        // Idle time pays for releasing the memory of stacks a burst left
+        // behind, a slice at a time; with more left, come back soon.
+        if timeout.is_none_or(|t| t >= TRIM_IDLE) && crate::stack::trim(TRIM_BUDGET) {
+            timeout = Some(Duration::ZERO);
+        }
         match self.poller() {
             Ok(p) => p.wait(timeout, |ev| {
                 if ev.token == remote::INBOX_TOKEN {
