@@ -134,6 +134,6 @@ pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
             !wait.is_done(),
             "greenhub: the blocking pool lost a job without running it"
         );
-        wait.park();
+        wait.park(None);
     }
 }

@@ -27,6 +27,9 @@ pub enum JoinError {
     TimedOut,
     /// The result was already taken by an earlier join.
     AlreadyJoined,
+    /// The hub it was handed to (through a
+    /// [`HubHandle`](crate::thread::HubHandle)) stopped before running it.
+    HubStopped,
 }
 
 impl JoinError {
@@ -74,6 +77,7 @@ impl fmt::Debug for JoinError {
             JoinError::NoStack(e) => write!(f, "NoStack({e:?})"),
             JoinError::TimedOut => f.write_str("TimedOut"),
             JoinError::AlreadyJoined => f.write_str("AlreadyJoined"),
+            JoinError::HubStopped => f.write_str("HubStopped"),
         }
     }
 }
@@ -89,6 +93,7 @@ impl fmt::Display for JoinError {
             JoinError::NoStack(e) => write!(f, "green thread could not start: {e}"),
             JoinError::TimedOut => f.write_str("join timed out"),
             JoinError::AlreadyJoined => f.write_str("green thread's result was already taken"),
+            JoinError::HubStopped => f.write_str("the hub stopped before running the green thread"),
         }
     }
 }

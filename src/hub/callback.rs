@@ -67,7 +67,7 @@ impl fmt::Debug for CallHandle {
     }
 }
 
-fn slot(f: impl FnOnce() + 'static) -> Rc<CallSlot> {
+pub(crate) fn slot(f: impl FnOnce() + 'static) -> Rc<CallSlot> {
     Rc::new(CallSlot {
         f: Cell::new(Some(Box::new(f))),
     })

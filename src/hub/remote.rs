@@ -26,17 +26,89 @@ pub(crate) const INBOX_TOKEN: u64 = u64::MAX;
 pub(crate) struct Inbox {
     /// Numbers of remote waits that have finished.
     done: SegQueue<u64>,
-    /// Set by the first completion after a drain; later ones skip the write.
+    /// Work handed in by other OS threads (`HubHandle::call_soon`).
+    calls: SegQueue<Call>,
+    /// The hub has stopped taking work: calls are refused, and any that
+    /// slip in are dropped unrun.
+    closed: AtomicBool,
+    /// Set by the first post after a drain; later ones skip the write.
     notified: AtomicBool,
     efd: EventFd,
+    /// The hub runs on an OS thread of its own (`spawn_hub`), which closes
+    /// the inbox when the hub stops.
+    owns_thread: AtomicBool,
+    /// Waiting for the close (`HubHandle::stop`).
+    close_waiters: std::sync::Mutex<Vec<RemoteWaker>>,
 }
+
+/// A closure handed to a hub from another OS thread.
+pub(crate) type Call = Box<dyn FnOnce() + Send>;
 
 impl Inbox {
     fn post(&self, id: u64) {
         self.done.push(id);
+        self.notify();
+    }
+
+    fn notify(&self) {
         if !self.notified.swap(true, Ordering::SeqCst) {
             self.efd.notify();
         }
+    }
+
+    /// Queues `f` to run on the hub; gives it back if the hub has stopped.
+    pub(crate) fn call(&self, f: Call) -> Result<(), Call> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(f);
+        }
+        self.calls.push(f);
+        // Closed meanwhile: the hub may have drained already, so drop what
+        // is queued here (this call included) rather than leave it waiting
+        // forever. Dropping a call is how its submitter learns it never ran.
+        if self.closed.load(Ordering::SeqCst) {
+            while let Some(call) = self.calls.pop() {
+                drop(call);
+            }
+            return Ok(());
+        }
+        self.notify();
+        Ok(())
+    }
+
+    /// Refuses further calls, drops those queued, unrun, and wakes whoever
+    /// waits for the close.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        while let Some(call) = self.calls.pop() {
+            drop(call);
+        }
+        let waiters = std::mem::take(&mut *self.close_waiters.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in waiters {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn owns_thread(&self) -> bool {
+        self.owns_thread.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_owns_thread(&self) {
+        self.owns_thread.store(true, Ordering::SeqCst);
+    }
+
+    /// Wakes `waker` when the inbox closes; false (and `waker` dropped,
+    /// which wakes too) if it is closed already.
+    pub(crate) fn on_close(&self, waker: RemoteWaker) -> bool {
+        let mut waiters = self.close_waiters.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_closed() {
+            return false;
+        }
+        waiters.push(waker);
+        true
     }
 }
 
@@ -60,13 +132,19 @@ pub(crate) struct Remotes {
 }
 
 impl Remotes {
+    /// Whether something on another OS thread may still wake this hub: a
+    /// remote wait in progress, or a live `HubHandle` that can hand in work.
     pub(crate) fn outstanding(&self) -> bool {
         !self.waiting.is_empty()
+            || self
+                .inbox
+                .as_ref()
+                .is_some_and(|i| Arc::strong_count(i) > 1 && !i.closed.load(Ordering::Relaxed))
     }
 }
 
 impl Hub {
-    fn inbox(&self) -> io::Result<Arc<Inbox>> {
+    pub(crate) fn inbox(&self) -> io::Result<Arc<Inbox>> {
         if let Some(inbox) = &self.remotes.borrow().inbox {
             return Ok(inbox.clone());
         }
@@ -74,8 +152,12 @@ impl Hub {
         self.poller()?.add(efd.raw(), INBOX_TOKEN)?;
         let inbox = Arc::new(Inbox {
             done: SegQueue::new(),
+            calls: SegQueue::new(),
+            closed: AtomicBool::new(false),
             notified: AtomicBool::new(false),
             efd,
+            owns_thread: AtomicBool::new(false),
+            close_waiters: std::sync::Mutex::new(Vec::new()),
         });
         self.remotes.borrow_mut().inbox = Some(inbox.clone());
         Ok(inbox)
@@ -98,6 +180,9 @@ impl Hub {
             if let Some(w) = waker {
                 w.wake();
             }
+        }
+        while let Some(call) = inbox.calls.pop() {
+            self.push(super::Ready::call(super::callback::slot(call)));
         }
     }
 }
@@ -162,18 +247,18 @@ impl RemoteWait {
         })
     }
 
-    /// Parks until the remote side wakes (or drops) its `RemoteWaker`;
-    /// returns at once if it already has. Wakes carry no data: the caller
-    /// checks the shared result first, and after this returns.
-    pub(crate) fn park(&self) {
-        super::park(None, |w| {
+    /// Parks until the remote side wakes (or drops) its `RemoteWaker`, or
+    /// `deadline` passes; returns at once if it already has. Wakes carry no
+    /// data: the caller checks the shared result first, and after this.
+    pub(crate) fn park(&self, deadline: Option<std::time::Instant>) -> super::Wake {
+        super::park(deadline, |w| {
             with(|h| match h.remotes.borrow_mut().waiting.get_mut(&self.id) {
                 Some(state) if !state.done => state.waker = Some(w.clone()),
                 _ => {
                     w.wake();
                 }
             })
-        });
+        })
     }
 
     /// Whether the remote side has woken (or dropped) its `RemoteWaker`.
