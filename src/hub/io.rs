@@ -109,6 +109,8 @@ impl Hub {
 pub(crate) struct Registration {
     fd: RawFd,
     token: u64,
+    /// `!Send`: the fd table it is in belongs to this OS thread's hub.
+    _hub: std::marker::PhantomData<*const ()>,
 }
 
 impl Registration {
@@ -118,7 +120,7 @@ impl Registration {
         with(|h| {
             let token = h.io.borrow_mut().insert();
             match h.poller().and_then(|p| p.add(fd, token)) {
-                Ok(()) => Ok(Registration { fd, token }),
+                Ok(()) => Ok(Registration { fd, token, _hub: std::marker::PhantomData }),
                 Err(e) => {
                     h.io.borrow_mut().remove(token);
                     Err(e)

@@ -1,0 +1,174 @@
+//! The one socket wrapper behind every type in `net`: a std socket in
+//! non-blocking mode, its registration with the hub, and the per-direction
+//! timeouts that become the I/O loop's deadline.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, RawFd};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use socket2::SockRef;
+
+use crate::hub::io::{Direction, Registration};
+
+/// A std socket (`S`) driven by the hub.
+pub(crate) struct Sock<S: AsFd> {
+    /// Declared first so it drops first: the fd leaves the poller (and any
+    /// green thread parked on it is woken) while the fd is still open.
+    reg: Registration,
+    /// The socket itself, always in non-blocking mode.
+    io: S,
+    /// `set_read_timeout`: each read's deadline is now + this.
+    read_timeout: Cell<Option<Duration>>,
+    /// `set_write_timeout` (and a connect's time limit).
+    write_timeout: Cell<Option<Duration>>,
+    /// `set_nonblocking(true)`: return `WouldBlock` instead of parking.
+    nonblocking: Cell<bool>,
+    /// The registration belongs to this OS thread's hub, so the socket
+    /// must not move to (or be dropped on) another thread.
+    _not_send: PhantomData<Rc<()>>,
+}
+
+impl<S: AsFd> Sock<S> {
+    /// Wraps `io`, switching it to non-blocking mode and registering it.
+    pub(crate) fn new(io: S) -> io::Result<Sock<S>> {
+        SockRef::from(&io).set_nonblocking(true)?;
+        Sock::registered(io)
+    }
+
+    /// Wraps `io`, which is already in non-blocking mode.
+    pub(crate) fn registered(io: S) -> io::Result<Sock<S>> {
+        Ok(Sock {
+            reg: Registration::new(io.as_fd())?,
+            io,
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
+            nonblocking: Cell::new(false),
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The std socket, for calls that cannot block.
+    pub(crate) fn get(&self) -> &S {
+        &self.io
+    }
+
+    /// The socket2 view of the fd, for options std lacks.
+    pub(crate) fn sock_ref(&self) -> SockRef<'_> {
+        SockRef::from(&self.io)
+    }
+
+    /// Runs `op` through the hub's I/O loop, with the deadline this
+    /// direction's timeout gives (or once, when set non-blocking).
+    pub(crate) fn io<R>(&self, dir: Direction, op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+        let timeout = match dir {
+            Direction::Read => self.read_timeout.get(),
+            Direction::Write => self.write_timeout.get(),
+        };
+        self.io_until(dir, timeout.map(|d| Instant::now() + d), op)
+    }
+
+    /// [`io`](Self::io) with an explicit deadline.
+    pub(crate) fn io_until<R>(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        if self.nonblocking.get() {
+            return op(&self.io);
+        }
+        self.reg.io(dir, deadline, || op(&self.io))
+    }
+
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.io(Direction::Read, |s| (&*SockRef::from(s)).read(buf))
+    }
+
+    pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.io(Direction::Read, |s| (&*SockRef::from(s)).read_vectored(bufs))
+    }
+
+    /// `send` with `MSG_NOSIGNAL`: a closed peer is `EPIPE`, never SIGPIPE.
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.io(Direction::Write, |s| {
+            SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
+        })
+    }
+
+    pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.io(Direction::Write, |s| {
+            SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+        })
+    }
+
+    /// std's rule: a zero timeout is an error, not "never wait".
+    pub(crate) fn set_timeout(&self, dir: Direction, timeout: Option<Duration>) -> io::Result<()> {
+        if timeout == Some(Duration::ZERO) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        match dir {
+            Direction::Read => self.read_timeout.set(timeout),
+            Direction::Write => self.write_timeout.set(timeout),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn timeout(&self, dir: Direction) -> Option<Duration> {
+        match dir {
+            Direction::Read => self.read_timeout.get(),
+            Direction::Write => self.write_timeout.get(),
+        }
+    }
+
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) {
+        self.nonblocking.set(nonblocking);
+    }
+
+    /// A second handle on the same socket (a dup'd fd, registered on its
+    /// own), starting with this one's timeouts and mode.
+    pub(crate) fn try_clone_with(&self, dup: impl FnOnce(&S) -> io::Result<S>) -> io::Result<Sock<S>> {
+        let clone = Sock::registered(dup(&self.io)?)?;
+        clone.read_timeout.set(self.read_timeout.get());
+        clone.write_timeout.set(self.write_timeout.get());
+        clone.nonblocking.set(self.nonblocking.get());
+        Ok(clone)
+    }
+
+    /// The std socket, out of the hub (still in non-blocking mode).
+    pub(crate) fn into_inner(self) -> S {
+        let Sock { reg, io, .. } = self;
+        drop(reg);
+        io
+    }
+}
+
+impl<S: AsFd> AsFd for Sock<S> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.io.as_fd()
+    }
+}
+
+impl<S: AsFd> AsRawFd for Sock<S> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.io.as_fd().as_raw_fd()
+    }
+}
+
+impl<S: AsFd + IntoRawFd> Sock<S> {
+    pub(crate) fn into_raw_fd(self) -> RawFd {
+        self.into_inner().into_raw_fd()
+    }
+}
+
+impl<S: AsFd + fmt::Debug> fmt::Debug for Sock<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.io, f)
+    }
+}

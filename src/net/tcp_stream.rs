@@ -1,0 +1,279 @@
+//! TCP connections: [`TcpStream`].
+
+use std::io;
+use std::net::{self, Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::addr::{each_addr, ToSocketAddrs};
+use super::sock::Sock;
+use crate::hub::io::Direction;
+
+/// A TCP connection (std's `TcpStream`, on the hub). Reads and writes park
+/// the current green thread until the socket is ready.
+///
+/// ```
+/// use std::io::{BufRead, BufReader, Write};
+/// use greenhub::net::{TcpListener, TcpStream};
+///
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// greenhub::spawn(move || {
+///     let (mut conn, _) = listener.accept().unwrap();
+///     conn.write_all(b"hello\n").unwrap();
+/// });
+/// let mut line = String::new();
+/// BufReader::new(TcpStream::connect(addr).unwrap()).read_line(&mut line).unwrap();
+/// assert_eq!(line, "hello\n");
+/// ```
+pub struct TcpStream {
+    pub(super) inner: Sock<net::TcpStream>,
+}
+
+socket_common!(TcpStream, net::TcpStream);
+stream_io!(TcpStream);
+common_methods!(
+    TcpStream,
+    net::TcpStream,
+    std::net::SocketAddr,
+    "let l = greenhub::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\nlet s = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();"
+);
+io_methods!(
+    TcpStream,
+    std::net::SocketAddr,
+    "let l = greenhub::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\nlet s = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();"
+);
+
+/// Connects to `addr` within `deadline`:
+/// a non-blocking `connect`, then the I/O loop waits for writability and
+/// reads the outcome from `SO_ERROR`.
+fn connect_addr(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )?;
+    let inner = Sock::registered(net::TcpStream::from(socket))?;
+    let target = SockAddr::from(addr);
+    let mut started = false;
+    inner.io_until(Direction::Write, deadline, |s| {
+        let s = socket2::SockRef::from(s);
+        if !std::mem::replace(&mut started, true) {
+            return match s.connect(&target) {
+                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                done => done,
+            };
+        }
+        if let Some(e) = s.take_error()? {
+            return Err(e);
+        }
+        match s.peer_addr() {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+            Err(e) => Err(e),
+        }
+    })?;
+    Ok(TcpStream { inner })
+}
+
+impl TcpStream {
+    /// Connects to `addr`, trying each address it resolves to in turn.
+    ///
+    /// # Errors
+    /// The last address's OS error (`ConnectionRefused`, ...) or the
+    /// lookup's error.
+    ///
+    /// # Blocking
+    /// Parks while the name is looked up and the handshake completes.
+    ///
+    /// ```
+    /// use greenhub::net::{TcpListener, TcpStream};
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// # drop(stream);
+    /// ```
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(&addr, |a| connect_addr(a, None))
+    }
+
+    /// Connects to `addr`, giving up after `timeout`.
+    ///
+    /// # Errors
+    /// `TimedOut` when the time is up; `InvalidInput` for a zero timeout (as
+    /// std); else the OS error.
+    ///
+    /// # Blocking
+    /// Parks until connected or the time is up.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use greenhub::net::{TcpListener, TcpStream};
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = listener.local_addr().unwrap();
+    /// let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).unwrap();
+    /// # drop(stream);
+    /// ```
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        connect_addr(*addr, Some(Instant::now() + timeout))
+    }
+
+    /// Wraps a std stream: switches it to non-blocking mode and registers it
+    /// with this thread's hub.
+    ///
+    /// # Errors
+    /// If the fd cannot be switched or registered.
+    ///
+    /// ```
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let std_stream = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// let stream = greenhub::net::TcpStream::from_std(std_stream).unwrap();
+    /// # drop(stream);
+    /// ```
+    pub fn from_std(stream: net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            inner: Sock::new(stream)?,
+        })
+    }
+}
+
+impl TcpStream {
+    /// Shuts down the read half, the write half (the peer reads end of
+    /// file), or both.
+    ///
+    /// # Errors
+    /// The OS error (`NotConnected`, ...).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::net::Shutdown;
+    /// # let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let client = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut conn, _) = l.accept().unwrap();
+    /// client.shutdown(Shutdown::Write).unwrap();
+    /// assert_eq!(conn.read(&mut [0; 8]).unwrap(), 0); // end of file
+    /// ```
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.get().shutdown(how)
+    }
+
+    /// Reads without removing the data from the queue.
+    ///
+    /// # Errors
+    /// As `read`, including `TimedOut` after the read timeout.
+    ///
+    /// # Blocking
+    /// Parks until data arrives.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// # let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let mut client = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (mut conn, _) = l.accept().unwrap();
+    /// client.write_all(b"abc").unwrap();
+    /// let mut buf = [0; 3];
+    /// assert_eq!(conn.peek(&mut buf).unwrap(), 3);
+    /// conn.read_exact(&mut buf).unwrap(); // still there
+    /// assert_eq!(&buf, b"abc");
+    /// ```
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.io(Direction::Read, |s| s.peek(buf))
+    }
+
+    /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
+    ///
+    /// # Errors
+    /// The OS error.
+    ///
+    /// ```
+    /// # let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let stream = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// stream.set_nodelay(true).unwrap();
+    /// assert!(stream.nodelay().unwrap());
+    /// ```
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.get().set_nodelay(nodelay)
+    }
+
+    /// The `TCP_NODELAY` option.
+    ///
+    /// # Errors
+    /// The OS error.
+    ///
+    /// ```
+    /// # let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let stream = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// assert!(!stream.nodelay().unwrap());
+    /// ```
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.get().nodelay()
+    }
+
+    /// Sets `IP_TTL`.
+    ///
+    /// # Errors
+    /// The OS error.
+    ///
+    /// ```
+    /// # let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let stream = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// stream.set_ttl(7).unwrap();
+    /// assert_eq!(stream.ttl().unwrap(), 7);
+    /// ```
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.inner.get().set_ttl(ttl)
+    }
+
+    /// The `IP_TTL` option.
+    ///
+    /// # Errors
+    /// The OS error.
+    ///
+    /// ```
+    /// # let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let stream = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// assert!(stream.ttl().unwrap() > 0);
+    /// ```
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.inner.get().ttl()
+    }
+
+    /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes dropping the stream
+    /// reset the connection (the peer's read fails with `ConnectionReset`).
+    ///
+    /// # Errors
+    /// The OS error.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let stream = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// stream.set_linger(Some(Duration::ZERO)).unwrap();
+    /// assert_eq!(stream.linger().unwrap(), Some(Duration::ZERO));
+    /// ```
+    pub fn set_linger(&self, linger: Option<Duration>) -> io::Result<()> {
+        self.inner.sock_ref().set_linger(linger)
+    }
+
+    /// The `SO_LINGER` option.
+    ///
+    /// # Errors
+    /// The OS error.
+    ///
+    /// ```
+    /// # let l = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let stream = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// assert_eq!(stream.linger().unwrap(), None);
+    /// ```
+    pub fn linger(&self) -> io::Result<Option<Duration>> {
+        self.inner.sock_ref().linger()
+    }
+}
