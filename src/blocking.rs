@@ -46,9 +46,9 @@ impl Pool {
     fn submit(&'static self, job: Job) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.jobs.push_back(job);
-        if st.idle > 0 {
-            self.work.notify_one();
-        } else if st.threads < MAX_THREADS.load(Ordering::Relaxed).max(1) {
+        // Each idle worker takes one queued job; any more need a new thread
+        // (up to the bound), or a burst would queue behind one idle worker.
+        if st.jobs.len() > st.idle && st.threads < MAX_THREADS.load(Ordering::Relaxed).max(1) {
             st.threads += 1;
             let spawned = std::thread::Builder::new()
                 .name("greenhub-blocking".into())
@@ -59,6 +59,13 @@ impl Pool {
                 st.threads -= 1;
                 assert!(st.threads > 0, "greenhub: cannot start a blocking-pool thread");
             }
+        }
+        if st.idle > 0 {
+            // Notified after unlocking: a worker woken while the lock is
+            // still held would at once block on it again, a second futex
+            // wait and wake on the hot path.
+            drop(st);
+            self.work.notify_one();
         }
     }
 

@@ -34,19 +34,30 @@
 pub mod blocking;
 pub mod greenlet;
 pub mod hub;
+pub mod net;
 pub mod pool;
+pub mod runtime;
+pub mod server;
+pub mod signal;
 mod stack;
 pub mod sync;
 mod sys;
 mod task;
+pub mod thread;
 mod timeout;
 pub mod wait;
 
 pub use greenlet::{Greenlet, GreenletExit, SwitchError};
 pub use hub::callback::{call_at, call_later, call_soon, CallHandle};
 pub use hub::{now, run_forever, sleep, sleep_until, stop, yield_now, Wake};
+pub use runtime::Runtime;
 pub use stack::DEFAULT_STACK_SIZE;
 pub use task::{
     current_name, join_all, join_all_timeout, spawn, spawn_later, Builder, JoinError, JoinHandle,
 };
 pub use timeout::{with_deadline, with_timeout, Elapsed};
+
+/// The README's example, compiled and run as a doctest so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -86,13 +86,19 @@ impl HubHandle {
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<RemoteJoinHandle<T>, Stopped> {
         let shared = Arc::new(Shared::new());
-        let mut completer = Completer {
+        let completer = Completer {
             shared: shared.clone(),
             started: false,
         };
         self.call_soon(move || {
-            completer.started = true;
-            crate::spawn(move || completer.run(f));
+            let task = crate::spawn(move || completer.run(f));
+            REMOTE_TASKS.with(|tasks| {
+                let mut tasks = tasks.borrow_mut();
+                if tasks.len() >= 64 && tasks.len().is_power_of_two() {
+                    tasks.retain(|t| !t.is_finished());
+                }
+                tasks.push(task);
+            });
         })?;
         Ok(RemoteJoinHandle { shared })
     }
@@ -160,10 +166,24 @@ pub fn spawn_hub(name: impl Into<String>) -> io::Result<HubHandle> {
             return;
         }
         crate::run_forever();
+        // Refuse new work, unwind what remote callers still wait for (so
+        // their joins end, with `Killed` or `HubStopped`), then drop what
+        // was queued meanwhile.
+        inbox.refuse();
+        let tasks = REMOTE_TASKS.with(|t| std::mem::take(&mut *t.borrow_mut()));
+        crate::wait::kill_all(&tasks);
         inbox.close();
     })?;
     rx.recv()
         .map_err(|_| io::Error::other("greenhub: the hub thread ended before it started"))
+}
+
+thread_local! {
+    /// Green threads spawned here through a `HubHandle`, so that a hub
+    /// thread that stops can unwind them: their remote joiners must not
+    /// wait forever. Finished ones are pruned as the list grows.
+    static REMOTE_TASKS: std::cell::RefCell<Vec<crate::JoinHandle<()>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The result of a green thread spawned through a [`HubHandle`].
@@ -205,7 +225,8 @@ struct Completer<T> {
 }
 
 impl<T> Completer<T> {
-    fn run(self, f: impl FnOnce() -> T) {
+    fn run(mut self, f: impl FnOnce() -> T) {
+        self.started = true;
         match panic::catch_unwind(AssertUnwindSafe(f)) {
             Ok(v) => self.finish(Ok(v)),
             // A kill must go on unwinding; this completer's drop reports it.

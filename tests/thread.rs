@@ -179,3 +179,18 @@ fn current_hub_takes_work_from_another_thread() {
         assert_eq!(t.join().unwrap(), 0);
     });
 }
+
+#[test]
+fn stopping_a_hub_ends_the_joins_of_its_unfinished_remote_green_threads() {
+    let hub = spawn_hub("t-unfinished").unwrap();
+    let sleeper = hub.spawn(|| greenhub::sleep(Duration::from_secs(60))).unwrap();
+    // Make sure the sleeper has started before the stop.
+    hub.spawn(|| ()).unwrap().join().unwrap();
+    let t = Instant::now();
+    hub.stop();
+    assert!(matches!(sleeper.join(), Err(JoinError::Killed)));
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "unwound at stop, not after its sleep"
+    );
+}

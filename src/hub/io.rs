@@ -28,6 +28,14 @@ struct Slot {
     /// fd now in its place.
     generation: u32,
     in_use: bool,
+    /// A stream read came back short, so the receive buffer was empty: the
+    /// next read parks first instead of paying for an `EAGAIN`. Cleared by
+    /// the next readable event (edge-triggered: data arriving after that
+    /// read makes one).
+    drained: bool,
+    /// The peer hung up: a short read may be followed by EOF with no event
+    /// to announce it, so reads never wait first once this is set.
+    hangup: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
 }
@@ -57,6 +65,8 @@ impl IoTable {
         };
         let slot = &mut self.slots[index as usize];
         slot.in_use = true;
+        slot.drained = false;
+        slot.hangup = false;
         token(index, slot.generation)
     }
 
@@ -79,7 +89,9 @@ impl IoTable {
     /// Wakes whoever waits for what `ev` reports.
     pub(crate) fn dispatch(&mut self, ev: Event) {
         let Some(slot) = self.slot(ev.token) else { return };
+        slot.hangup |= ev.hangup;
         if ev.readable {
+            slot.drained = false;
             if let Some(w) = &slot.reader {
                 w.wake();
             }
@@ -120,7 +132,11 @@ impl Registration {
         with(|h| {
             let token = h.io.borrow_mut().insert();
             match h.poller().and_then(|p| p.add(fd, token)) {
-                Ok(()) => Ok(Registration { fd, token, _hub: std::marker::PhantomData }),
+                Ok(()) => Ok(Registration {
+                    fd,
+                    token,
+                    _hub: std::marker::PhantomData,
+                }),
                 Err(e) => {
                     h.io.borrow_mut().remove(token);
                     Err(e)
@@ -161,14 +177,32 @@ impl Registration {
         }
     }
 
+    /// Notes that a stream read came back short: the receive buffer is
+    /// empty until the next readable event, so the next read waits first.
+    pub(crate) fn mark_drained(&self) {
+        with(|h| {
+            if let Some(slot) = h.io.borrow_mut().slot(self.token) {
+                slot.drained = !slot.hangup;
+            }
+        });
+    }
+
+    fn is_drained(&self) -> bool {
+        with(|h| h.io.borrow_mut().slot(self.token).is_some_and(|s| s.drained))
+    }
+
     /// The one I/O loop: tries `op`; on `WouldBlock` parks until the fd is
-    /// ready for `dir` (or `deadline`: `TimedOut`), and tries again.
+    /// ready for `dir` (or `deadline`: `TimedOut`), and tries again. A read
+    /// on a drained fd (see `mark_drained`) parks before its first try.
     pub(crate) fn io<R>(
         &self,
         dir: Direction,
         deadline: Option<Instant>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        if dir == Direction::Read && self.is_drained() {
+            self.wait(dir, deadline)?;
+        }
         loop {
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

@@ -75,10 +75,16 @@ impl Inbox {
         Ok(())
     }
 
+    /// Refuses further calls; those already queued are dropped unrun when
+    /// the hub next drains the inbox, or at `close`.
+    pub(crate) fn refuse(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
     /// Refuses further calls, drops those queued, unrun, and wakes whoever
     /// waits for the close.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+        self.refuse();
         while let Some(call) = self.calls.pop() {
             drop(call);
         }
@@ -182,7 +188,11 @@ impl Hub {
             }
         }
         while let Some(call) = inbox.calls.pop() {
-            self.push(super::Ready::call(super::callback::slot(call)));
+            if inbox.is_closed() {
+                drop(call);
+            } else {
+                self.push(super::Ready::call(super::callback::slot(call)));
+            }
         }
     }
 }

@@ -84,8 +84,16 @@ impl<S: AsFd> Sock<S> {
         self.reg.io(dir, deadline, || op(&self.io))
     }
 
+    /// A stream read. A short one means the receive buffer is empty now,
+    /// which the registration notes so the next read parks at once rather
+    /// than first failing with `EAGAIN` (one syscall per message saved in
+    /// request/response traffic, as the echo benchmark showed).
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.io(Direction::Read, |s| (&*SockRef::from(s)).read(buf))
+        let n = self.io(Direction::Read, |s| (&*SockRef::from(s)).read(buf))?;
+        if n > 0 && n < buf.len() && !self.nonblocking.get() {
+            self.reg.mark_drained();
+        }
+        Ok(n)
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

@@ -26,6 +26,9 @@ pub(crate) struct Event {
     pub(crate) readable: bool,
     /// Writable, or an error is pending (a write will say).
     pub(crate) writable: bool,
+    /// The peer hung up (or an error is pending): reads reach EOF or the
+    /// error without further events.
+    pub(crate) hangup: bool,
 }
 
 /// How many events one wait takes at most; more wait for the next turn.
@@ -88,6 +91,7 @@ impl Poller {
                 token: ev.u64,
                 readable: failed || bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) != 0,
                 writable: failed || bits & libc::EPOLLOUT != 0,
+                hangup: failed || bits & libc::EPOLLRDHUP != 0,
             });
         }
     }

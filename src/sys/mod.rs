@@ -60,3 +60,6 @@ pub(crate) use unix::{
 mod epoll;
 #[cfg(target_os = "linux")]
 pub(crate) use epoll::{Event, EventFd, Poller};
+
+// Signals through a self-pipe (signal.rs); every Unix.
+pub(crate) mod signal;

@@ -136,3 +136,85 @@ pub fn run_child(test: &str, mode: &str, limit: Duration) -> ChildOutput {
         stderr: err_reader.join().expect("stderr reader"),
     }
 }
+
+/// Builds example `name` with the profile of this test binary and returns
+/// the path of its executable, so that a test can run (and signal) the
+/// example's own process rather than a `cargo run` wrapping it.
+pub fn example_path(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // <target>/<profile>/deps/<test binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the test binary lives in <target>/<profile>/deps");
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "--example", name]);
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("run cargo build for the example");
+    assert!(status.success(), "cargo build --example {name} failed: {status}");
+    let path = profile_dir.join("examples").join(name);
+    assert!(path.exists(), "example binary not found at {}", path.display());
+    path
+}
+
+/// A child process that is killed (and reaped) when dropped, so a failing
+/// test never leaves it running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Sends every line of `pipe` to the returned receiver, from a thread of
+/// its own, so a test can wait for a line with a timeout.
+pub fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits up to `limit` for a line starting with `prefix`; returns it and
+/// every line before it.
+pub fn wait_for_line(lines: &mpsc::Receiver<String>, prefix: &str, limit: Duration) -> (String, Vec<String>) {
+    let deadline = Instant::now() + limit;
+    let mut before = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return (line, before),
+            Ok(line) => before.push(line),
+            Err(e) => panic!("no line starting with {prefix:?} within {limit:?} ({e}); got {before:?}"),
+        }
+    }
+}
+
+/// Waits up to `limit` for `child` to exit; kills it and fails after.
+pub fn wait_exit(child: &mut std::process::Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child process still running after {limit:?}: killed");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,58 @@
+//! The seed's echo server: every connection gets a green thread of its own
+//! that writes back whatever it reads, so one OS thread serves thousands of
+//! clients with plain blocking-style code. Built on
+//! `greenhub::server::StreamServer`.
+//!
+//! Run: `cargo run --example echo_server [ADDR]` (default 127.0.0.1:8001),
+//! then try it with `cargo run --example echo_client [ADDR]` or
+//! `nc 127.0.0.1 8001`. It prints `listening on ADDR` once bound; Ctrl+C
+//! stops it gracefully (open connections get a second to finish).
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use greenhub::net::TcpStream;
+use greenhub::server::StreamServer;
+use greenhub::signal;
+
+/// Writes back everything the peer sends, until it closes.
+fn echo(mut stream: TcpStream, peer: SocketAddr) {
+    let mut buf = [0; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if let Err(e) = stream.write_all(&buf[..n]) {
+                    eprintln!("{peer}: write failed: {e}");
+                    break;
+                }
+            }
+            Err(e) => {
+                eprintln!("{peer}: read failed: {e}");
+                break;
+            }
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8001".to_owned());
+    let server = StreamServer::bind(addr.as_str(), echo)?;
+    println!("listening on {}", server.local_addr());
+    std::io::stdout().flush()?;
+    // Ctrl+C wakes this green thread, which stops the server from outside
+    // the accept loop; `serve_forever` then returns.
+    let stopper = server.stopper();
+    greenhub::spawn(move || {
+        if signal::wait(signal::SIGINT).is_ok() {
+            println!("interrupted: stopping (handlers get 1 s to finish)");
+            stopper.stop(Duration::from_secs(1));
+        }
+    });
+    server.serve_forever()?;
+    println!("stopped");
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The network examples, run as a user runs them: `cargo run --example`,
+//! against servers on 127.0.0.1 (the example's own or one the test starts).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long one example may run (it may have to be built first).
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// `cargo run --quiet --example NAME -- ARGS`, with piped output.
+fn cargo_example(name: &str, args: &[&str]) -> Child {
+    Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--example", name, "--"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start `cargo run --example {name}`: {e}"))
+}
+
+/// Reads a pipe to the end on a thread of its own.
+fn drain(pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut s = String::new();
+        let _ = BufReader::new(pipe).read_to_string(&mut s);
+        s
+    })
+}
+
+/// Runs an example to its end; kills it and fails after [`LIMIT`].
+fn run_example(name: &str, args: &[&str]) -> (ExitStatus, String, String) {
+    let mut child = cargo_example(name, args);
+    let out = drain(child.stdout.take().expect("piped stdout"));
+    let err = drain(child.stderr.take().expect("piped stderr"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the example") {
+            break status;
+        }
+        if start.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("example {name} still running after {LIMIT:?}: killed");
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    (status, out.join().unwrap(), err.join().unwrap())
+}
+
+/// A long-running example (a server), killed when dropped.
+struct Background(Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn echo_client_checks_every_echo_and_ctrl_c_stops_echo_server() {
+    let mut server = Background(cargo_example("echo_server", &["127.0.0.1:0"]));
+    let stdout = server.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    let (rest_tx, rest_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut rest = String::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            match line.strip_prefix("listening on ") {
+                Some(addr) => drop(tx.send(addr.to_owned())),
+                None => rest.push_str(&format!("{line}\n")),
+            }
+        }
+        let _ = rest_tx.send(rest);
+    });
+    let addr = rx
+        .recv_timeout(LIMIT)
+        .expect("echo_server never printed `listening on ADDR`");
+
+    let (status, out, err) = run_example("echo_client", &[&addr]);
+    assert!(
+        status.success(),
+        "echo_client failed\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(
+        out.contains("100 connections, 500 messages echoed correctly, 0 connections failed"),
+        "unexpected summary:\n{out}"
+    );
+
+    // Ctrl+C: `cargo run` replaced itself with the example, so this is its pid.
+    let pid = libc::pid_t::try_from(server.0.id()).unwrap();
+    // SAFETY: sends SIGINT to our own child process; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "echo_server did not stop on SIGINT");
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "echo_server stopped with {status}");
+    let rest = rest_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(rest.contains("interrupted: stopping"), "{rest}");
+    assert!(rest.contains("stopped"), "{rest}");
+}
+
+/// A tiny HTTP/1.0 server on a std thread: answers `count` requests with a
+/// header naming `name`, and sends each request's head back on `requests`.
+fn http_server(name: &'static str, count: usize, requests: mpsc::Sender<String>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        for stream in listener.incoming().take(count) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            while reader.read_line(&mut head).unwrap() > 2 {}
+            let _ = requests.send(head);
+            let body = format!("hello from {name}\n");
+            write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nX-Server: {name}\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+        }
+    });
+    addr
+}
+
+#[test]
+fn wget_prints_the_header_lines_of_each_host() {
+    let (tx, requests) = mpsc::channel();
+    let one = http_server("one", 1, tx.clone());
+    let two = http_server("two", 1, tx);
+    let (status, out, err) = run_example("wget", &[&one, &two]);
+    assert!(status.success(), "wget failed\nstdout:\n{out}\nstderr:\n{err}");
+    for (host, name) in [(&one, "one"), (&two, "two")] {
+        assert!(out.contains(&format!("{host}: HTTP/1.0 200 OK")), "{out}");
+        assert!(out.contains(&format!("{host}: X-Server: {name}")), "{out}");
+    }
+    assert!(!out.contains("hello from"), "only the header is printed:\n{out}");
+    for _ in 0..2 {
+        let head = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(head.starts_with("GET / HTTP/1.0\r\n"), "{head:?}");
+        assert!(head.contains("Host: 127.0.0.1:"), "{head:?}");
+    }
+}
+
+#[test]
+fn udp_echo_prints_every_round_trip() {
+    let (status, out, err) = run_example("udp_echo", &[]);
+    assert!(
+        status.success(),
+        "udp_echo failed\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert_eq!(out.matches("came back in").count(), 9, "{out}");
+    assert!(out.contains("9 round trips, 0 clients failed"), "{out}");
+}
