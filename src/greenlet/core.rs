@@ -161,6 +161,9 @@ pub(crate) struct Extra {
     pub(crate) name: Option<Box<str>>,
     pub(crate) parent: Option<Rc<Inner>>,
     pub(crate) joiners: Vec<hub::Waker>,
+    /// Run on the green thread's own stack as its function ends (values of
+    /// `sync::Local` are freed this way).
+    pub(crate) on_exit: Vec<Box<dyn FnOnce()>>,
 }
 
 /// The record of one green thread.
@@ -359,11 +362,33 @@ impl Drop for Inner {
 }
 
 fn run_entry(entry: Entry, first: Msg) -> Outcome {
-    match panic::catch_unwind(AssertUnwindSafe(|| entry(first))) {
+    let outcome = match panic::catch_unwind(AssertUnwindSafe(|| entry(first))) {
         Ok(v) => Outcome::Returned(v),
         Err(p) if (*p).type_id() == TypeId::of::<KillUnwind>() => Outcome::Killed,
         Err(p) => Outcome::Panicked(p),
+    };
+    // Hooks may register more hooks (a value's destructor using a Local).
+    loop {
+        let hooks = with_current(|g| g.with_extra(|e| std::mem::take(&mut e.on_exit)));
+        if hooks.is_empty() {
+            break;
+        }
+        for hook in hooks {
+            // A failing hook must not hide the outcome; its panic was reported.
+            let _ = panic::catch_unwind(AssertUnwindSafe(hook));
+        }
     }
+    outcome
+}
+
+/// Runs `f` when the current green thread's function ends, on its own
+/// stack. On the root, which never ends, `f` is dropped unrun.
+pub(crate) fn on_exit(f: Box<dyn FnOnce()>) {
+    with_current(|g| {
+        if !g.is_root() {
+            g.with_extra(|e| e.on_exit.push(f));
+        }
+    });
 }
 
 thread_local! {

@@ -1,34 +1,20 @@
 //! [`Local`]: green-thread-local values (gevent's `local`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
-use crate::greenlet::core::{self, Inner};
+use crate::greenlet::core;
 
-/// One green thread's value, with a weak link to that green thread to tell
-/// when it has ended.
-struct Slot<T> {
-    owner: Weak<Inner>,
-    value: Rc<T>,
-}
-
-impl<T> Slot<T> {
-    fn owner_alive(&self) -> bool {
-        self.owner.upgrade().is_some_and(|g| !g.is_dead())
-    }
-}
+type Slots<T> = Rc<RefCell<HashMap<u64, Rc<T>>>>;
 
 /// A value per green thread: each green thread that calls
 /// [`with`](Local::with) sees its own value, made by the init function on
 /// its first use, as `thread_local!` does per OS thread. A green thread's
-/// value is dropped after it ends.
-///
-/// Values of ended green threads are swept out while the `Local` is used
-/// (amortised: each sweep follows as many accesses as there are values) and
-/// when it is dropped; a `Local` that is no longer touched keeps them until
-/// then.
+/// value is dropped as it ends (on its own stack, after its function
+/// returned or unwound). The root green thread's value lives as long as the
+/// `Local`.
 ///
 /// ```
 /// use greenhub::sync::Local;
@@ -50,9 +36,8 @@ impl<T> Slot<T> {
 /// ```
 pub struct Local<T> {
     init: Box<dyn Fn() -> T>,
-    slots: RefCell<HashMap<u64, Slot<T>>>,
-    /// Accesses left before the next sweep for ended green threads.
-    until_sweep: Cell<usize>,
+    /// Shared with each green thread's exit hook, weakly.
+    slots: Slots<T>,
 }
 
 impl<T: 'static> Local<T> {
@@ -66,8 +51,7 @@ impl<T: 'static> Local<T> {
     pub fn new(init: impl Fn() -> T + 'static) -> Local<T> {
         Local {
             init: Box::new(init),
-            slots: RefCell::new(HashMap::new()),
-            until_sweep: Cell::new(0),
+            slots: Rc::new(RefCell::new(HashMap::new())),
         }
     }
 
@@ -90,51 +74,26 @@ impl<T: 'static> Local<T> {
     }
 
     fn get(&self) -> Rc<T> {
-        let me = core::current();
-        let mine = self.slots.borrow().get(&me.id).map(|s| s.value.clone());
-        if let Some(value) = mine {
-            self.tick();
-            return value;
+        let id = core::with_current(|g| g.id);
+        if let Some(value) = self.slots.borrow().get(&id) {
+            return value.clone();
         }
         // No borrow is held while `init` runs: it may use this `Local`, or block.
         let value = Rc::new((self.init)());
-        let slot = Slot {
-            owner: Rc::downgrade(&me),
-            value: value.clone(),
-        };
-        let replaced = self.slots.borrow_mut().insert(me.id, slot);
+        let replaced = self.slots.borrow_mut().insert(id, value.clone());
+        if replaced.is_none() {
+            let slots = Rc::downgrade(&self.slots);
+            core::on_exit(Box::new(move || {
+                let ended = slots.upgrade().and_then(|s| s.borrow_mut().remove(&id));
+                // Dropped outside the borrow: its destructor may use a Local.
+                drop(ended);
+            }));
+        }
         drop(replaced);
-        self.tick();
         value
     }
 
-    /// Counts an access; sweeps when enough have happened.
-    fn tick(&self) {
-        match self.until_sweep.get() {
-            0 => self.sweep(),
-            n => self.until_sweep.set(n - 1),
-        }
-    }
-
-    /// Drops the values of green threads that have ended.
-    fn sweep(&self) {
-        let ended: Vec<Slot<T>> = {
-            let mut slots = self.slots.borrow_mut();
-            let dead: Vec<u64> = slots
-                .iter()
-                .filter(|(_, s)| !s.owner_alive())
-                .map(|(&id, _)| id)
-                .collect();
-            let ended = dead.iter().filter_map(|id| slots.remove(id)).collect();
-            self.until_sweep.set(slots.len());
-            ended
-        };
-        // Dropped outside the borrow: a value's destructor may use this `Local`.
-        drop(ended);
-    }
-
-    /// How many green threads have a value here, counting ended ones not yet
-    /// swept out.
+    /// How many green threads have a value here.
     ///
     /// ```
     /// let l = greenhub::sync::Local::new(|| 0);
