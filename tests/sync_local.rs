@@ -51,19 +51,37 @@ fn init_runs_once_per_green_thread() {
 }
 
 #[test]
-fn a_value_is_dropped_after_its_green_thread_ends() {
+fn a_value_is_dropped_as_its_green_thread_ends() {
     bounded(|| {
         let dropped = flag();
         let d = dropped.clone();
         let local = Rc::new(Local::new(move || SetOnDrop(d.clone())));
         let l = local.clone();
         spawn(move || l.with(|_| ())).join().unwrap();
-        // Sweeps are amortised over accesses: a few suffice here.
-        for _ in 0..4 {
-            local.with(|_| ());
-        }
-        assert!(dropped.get(), "the ended green thread's value was dropped");
-        assert_eq!(local.len(), 1, "only the main green thread's value is left");
+        assert!(
+            dropped.get(),
+            "dropped when the green thread ended, with no later access"
+        );
+        assert_eq!(local.len(), 0);
+    });
+}
+
+#[test]
+fn a_killed_green_threads_value_is_dropped_too() {
+    bounded(|| {
+        let dropped = flag();
+        let d = dropped.clone();
+        let local = Rc::new(Local::new(move || SetOnDrop(d.clone())));
+        let l = local.clone();
+        let h = spawn(move || {
+            l.with(|_| ());
+            greenhub::sleep(std::time::Duration::from_secs(60));
+        });
+        greenhub::yield_now();
+        assert_eq!(local.len(), 1);
+        h.kill();
+        assert!(dropped.get());
+        assert_eq!(local.len(), 0);
     });
 }
 
