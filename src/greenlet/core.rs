@@ -40,6 +40,7 @@ impl<T: Any> AnyNamed for T {
 pub(crate) type Value = Box<dyn AnyNamed>;
 
 /// Takes the `R` out of a value, or names both types.
+#[inline]
 pub(crate) fn downcast<R: 'static>(v: Value) -> Result<R, (&'static str, &'static str)> {
     if (*v).type_id() != TypeId::of::<R>() {
         return Err((std::any::type_name::<R>(), (*v).type_name()));
@@ -286,7 +287,15 @@ impl Inner {
     }
 
     /// Unwinds now if a throw is pending (called wherever a green thread resumes).
+    #[inline]
     pub(crate) fn check_throw(&self) {
+        if self.throw.get() != THROW_NONE {
+            self.throw_now();
+        }
+    }
+
+    #[cold]
+    fn throw_now(&self) {
         match self.throw.replace(THROW_NONE) {
             THROW_NONE => {}
             THROW_KILL => panic::resume_unwind(Box::new(KillUnwind)),
@@ -443,6 +452,7 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> R {
 }
 
 /// Whether `g` is the running green thread.
+#[inline]
 pub(crate) fn is_current(g: &Inner) -> bool {
     with_current(|c| std::ptr::eq(c, g))
 }

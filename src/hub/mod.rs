@@ -240,6 +240,7 @@ impl Hub {
 }
 
 /// Panics unless the running code may block (not inside a hub callback).
+#[inline]
 pub(crate) fn assert_can_block() {
     if IN_CALLBACK.get() {
         callback_blocked();
