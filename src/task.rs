@@ -6,10 +6,10 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 use std::panic;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState, MAX_STACK_SIZE};
+use crate::greenlet::gref::GRef;
 use crate::hub::{self, timers::Action, Ready, Wake};
 use crate::stack::DEFAULT_STACK_SIZE;
 
@@ -180,7 +180,7 @@ impl Builder {
         Ok(JoinHandle { g, _t: PhantomData })
     }
 
-    fn make<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<Rc<Inner>> {
+    fn make<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<GRef> {
         if self.stack_size == 0 || self.stack_size > MAX_STACK_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -191,7 +191,7 @@ impl Builder {
             ));
         }
         let entry: core::Entry = Box::new(move |_first: Msg| -> core::Value { Box::new(f()) });
-        let g = Rc::new(Inner::new(Kind::Task, Some(entry), self.stack_size));
+        let g = GRef::new(Inner::new(Kind::Task, Some(entry), self.stack_size));
         if let Some(name) = self.name {
             g.with_extra(|e| e.name = Some(name.into_boxed_str()));
         }
@@ -238,7 +238,7 @@ pub fn current_name() -> Option<String> {
 /// Owns the right to a spawned green thread's result. Dropping it detaches
 /// the green thread, which goes on running.
 pub struct JoinHandle<T> {
-    g: Rc<Inner>,
+    g: GRef,
     _t: PhantomData<T>,
 }
 
@@ -333,7 +333,7 @@ impl<T> JoinHandle<T> {
             g.kill_unstarted();
             return;
         }
-        if std::ptr::eq(core::current_ptr(), Rc::as_ptr(g)) {
+        if std::ptr::eq(core::current_ptr(), GRef::as_ptr(g)) {
             panic::resume_unwind(Box::new(core::KillUnwind));
         }
         hub::deliver_throw(g, core::THROW_KILL);
@@ -376,7 +376,7 @@ impl<T> crate::wait::Waitable for JoinHandle<T> {
 }
 
 /// Parks until `g` is dead or `deadline` passes; returns whether it is dead.
-fn wait_dead(g: &Rc<Inner>, deadline: Option<Instant>) -> bool {
+fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
     while !g.is_dead() {
         let why = hub::park(deadline, |w| {
             g.with_extra(|e| {

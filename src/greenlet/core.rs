@@ -13,11 +13,11 @@ use std::cell::Cell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
+use super::gref::GRef;
 use crate::hub;
 use crate::stack::{self, Stack};
 
@@ -73,7 +73,7 @@ pub(crate) enum Msg {
 /// What a green thread asks the root trampoline to do when it suspends.
 pub(crate) enum Req {
     /// Resume this green thread with this message.
-    Switch(Rc<Inner>, Msg),
+    Switch(GRef, Msg),
     /// Run whatever the hub has ready (the caller parked or yielded).
     Schedule,
     /// The green thread's function ended.
@@ -160,7 +160,7 @@ pub(crate) enum Body {
 #[derive(Default)]
 pub(crate) struct Extra {
     pub(crate) name: Option<Box<str>>,
-    pub(crate) parent: Option<Rc<Inner>>,
+    pub(crate) parent: Option<GRef>,
     pub(crate) joiners: Vec<hub::Waker>,
     /// Run on the green thread's own stack as its function ends (values of
     /// `sync::Local` are freed this way).
@@ -169,7 +169,7 @@ pub(crate) struct Extra {
 
 /// The record of one green thread.
 ///
-/// Kept at 88 bytes (a 112-byte allocation with its `Rc` counts), since a
+/// Kept at 88 bytes (96 with its count, in a `GRef`), since a
 /// million spawned, unstarted green threads are a million of these: the
 /// body is a `Cell` (moved out and back, never borrowed), rare fields live in
 /// `Extra`, and the park sequence and throw code are 32-bit.
@@ -270,11 +270,23 @@ impl Inner {
         r
     }
 
+    /// The exit hooks registered so far, without creating `Extra` (most
+    /// green threads have none, and must not pay an allocation to say so).
+    fn take_on_exit(&self) -> Vec<Box<dyn FnOnce()>> {
+        let mut extra = self.extra.take();
+        let hooks = extra
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.on_exit))
+            .unwrap_or_default();
+        self.extra.set(extra);
+        hooks
+    }
+
     pub(crate) fn name(&self) -> Option<String> {
         self.peek_extra(|e| e.and_then(|e| e.name.as_deref().map(str::to_owned)))
     }
 
-    pub(crate) fn parent(&self) -> Option<Rc<Inner>> {
+    pub(crate) fn parent(&self) -> Option<GRef> {
         self.peek_extra(|e| e.and_then(|e| e.parent.clone()))
     }
 
@@ -378,7 +390,7 @@ fn run_entry(entry: Entry, first: Msg) -> Outcome {
     };
     // Hooks may register more hooks (a value's destructor using a Local).
     loop {
-        let hooks = with_current(|g| g.with_extra(|e| std::mem::take(&mut e.on_exit)));
+        let hooks = with_current(Inner::take_on_exit);
         if hooks.is_empty() {
             break;
         }
@@ -417,7 +429,7 @@ pub(crate) fn current_ptr() -> *const Inner {
 }
 
 /// The running green thread's record.
-pub(crate) fn current() -> Rc<Inner> {
+pub(crate) fn current() -> GRef {
     let mut p = CURRENT.get();
     if p.is_null() {
         p = ROOT.get();
@@ -426,13 +438,10 @@ pub(crate) fn current() -> Rc<Inner> {
         }
     }
     // SAFETY: CURRENT is non-null only while `resume` runs that green thread,
-    // and `resume` holds an `Rc` to it for that whole time; ROOT is non-null
-    // only while the hub, which owns the root's `Rc`, exists. Either way the
-    // pointee is alive and `p` came from `Rc::as_ptr`.
-    unsafe {
-        Rc::increment_strong_count(p);
-        Rc::from_raw(p)
-    }
+    // and `resume` holds a `GRef` to it for that whole time; ROOT is non-null
+    // only while the hub, which owns the root's `GRef`, exists. Either way the
+    // pointee is alive and `p` came from `GRef::as_ptr`.
+    unsafe { GRef::clone_raw(p) }
 }
 
 /// Runs `f` on the running green thread's record, without touching its
@@ -458,7 +467,7 @@ pub(crate) fn is_current(g: &Inner) -> bool {
 }
 
 /// Like [`current`], but `None` while the OS thread's hub is being torn down.
-pub(crate) fn try_current() -> Option<Rc<Inner>> {
+pub(crate) fn try_current() -> Option<GRef> {
     if CURRENT.get().is_null() {
         hub::try_root()
     } else {
@@ -481,19 +490,19 @@ pub(crate) fn suspend(req: Req) -> Msg {
 }
 
 /// Resumes `target` with `msg` from the root stack, until it suspends or ends.
-fn resume(target: &Rc<Inner>, msg: Msg) -> Req {
+fn resume(target: &GRef, msg: Msg) -> Req {
     debug_assert!(CURRENT.get().is_null(), "only the root stack resumes");
     if let Err(e) = target.ensure_started() {
         return Req::Exit(Outcome::NoStack(e));
     }
     target.state.set(State::Running);
-    CURRENT.set(Rc::as_ptr(target));
+    CURRENT.set(GRef::as_ptr(target));
     // SAFETY: the coroutine is resumed in place, through the Cell's pointer,
     // to save moving it out and back on every switch. Nothing else touches
     // `body` while its green thread runs: every other accessor acts only on
     // a green thread that is unstarted (`ensure_started`, `kill_unstarted`)
     // or dead (`JoinHandle::take`, `finish`), and `Inner` cannot be dropped
-    // meanwhile since `target` is an `Rc` held across the call. Only the root
+    // meanwhile since `target` is a `GRef` held across the call. Only the root
     // stack runs `resume`, so it is not re-entered.
     let result = match unsafe { &mut *target.body.as_ptr() } {
         Body::Started(coro) => coro.resume(msg),
@@ -541,7 +550,7 @@ pub(crate) fn describe_running() -> Option<stack::Running> {
 
 /// What the trampoline does next.
 pub(crate) enum Next {
-    Switch(Rc<Inner>, Msg),
+    Switch(GRef, Msg),
     Schedule,
 }
 
@@ -574,7 +583,7 @@ pub(crate) fn root_loop(mut next: Next) -> Result<Msg, WouldBlockForever> {
 }
 
 /// A green thread's function ended: record it and pick who runs next.
-fn finish(g: &Rc<Inner>, outcome: Outcome) -> Next {
+fn finish(g: &GRef, outcome: Outcome) -> Next {
     if g.kind == Kind::Task {
         g.body.set(Body::Done(Some(outcome)));
         g.die();

@@ -29,14 +29,15 @@
 //! ```
 
 pub(crate) mod core;
+pub(crate) mod gref;
 
 use std::any::Any;
 use std::fmt;
 use std::io;
 use std::panic;
-use std::rc::Rc;
 
 use self::core::{Inner, KillUnwind, Kind, Msg, Next, State};
+use self::gref::GRef;
 use crate::hub;
 
 /// The value a parent receives from a child greenlet that was killed
@@ -91,7 +92,7 @@ impl std::error::Error for SwitchError {}
 /// handle of a greenlet paused mid-function unwinds it (its destructors run),
 /// as greenlet does when one is garbage-collected.
 pub struct Greenlet {
-    inner: Rc<Inner>,
+    inner: GRef,
 }
 
 impl Clone for Greenlet {
@@ -126,7 +127,7 @@ impl Greenlet {
             };
             Box::new(f(arg))
         });
-        let inner = Rc::new(Inner::new(
+        let inner = GRef::new(Inner::new(
             Kind::Greenlet,
             Some(entry),
             crate::stack::DEFAULT_STACK_SIZE,
@@ -166,7 +167,7 @@ impl Greenlet {
         let mut p = Some(parent.inner.clone());
         while let Some(g) = p {
             assert!(
-                !Rc::ptr_eq(&g, &self.inner),
+                !GRef::ptr_eq(&g, &self.inner),
                 "greenhub: set_parent would make a cycle"
             );
             p = g.parent();
@@ -258,7 +259,7 @@ impl Greenlet {
     fn try_throw<R: 'static>(&self, msg: Msg) -> Result<R, SwitchError> {
         hub::assert_can_block();
         let cur = core::current();
-        if Rc::ptr_eq(&cur, &self.inner) {
+        if GRef::ptr_eq(&cur, &self.inner) {
             if let Msg::Throw(p) = msg {
                 panic::resume_unwind(p);
             }
@@ -273,7 +274,7 @@ impl Greenlet {
             while p.is_dead() {
                 p = p.parent().unwrap_or_else(hub::root);
             }
-            if Rc::ptr_eq(&p, &cur) {
+            if GRef::ptr_eq(&p, &cur) {
                 match msg {
                     Msg::Throw(payload) => panic::resume_unwind(payload),
                     _ => unreachable!(),
@@ -331,7 +332,7 @@ fn type_mismatch((expected, found): (&'static str, &'static str)) -> SwitchError
 
 /// Leaves `cur` for the trampoline; `cur` waits for a switch back.
 ///
-/// A paused greenlet must hold no handle (`Rc`) to itself on its own stack,
+/// A paused greenlet must hold no handle (`GRef`) to itself on its own stack,
 /// or dropping its last outside handle could not tell that nothing else
 /// refers to it: callers drop theirs first, and this reaches the record
 /// without one.
@@ -356,7 +357,7 @@ impl Drop for Greenlet {
     fn drop(&mut self) {
         let g = &self.inner;
         let paused = g.kind == Kind::Greenlet && g.state.get() == State::Suspended && g.is_started();
-        if !paused || Rc::strong_count(g) != 1 {
+        if !paused || GRef::strong_count(g) != 1 {
             return;
         }
         // The last handle of a paused greenlet: unwind it now, returning here,

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::greenlet::core::Wake;
 use crate::greenlet::core::{self, Inner, Kind, Msg, Next, State, WaitState, WouldBlockForever};
+use crate::greenlet::gref::GRef;
 use crate::sys::Poller;
 use callback::CallSlot;
 pub use io::{wait_readable, wait_writable};
@@ -32,19 +33,19 @@ use timers::{Action, Timers};
 pub(crate) struct Ready(std::ptr::NonNull<()>);
 
 /// Low bit of a `Ready` pointer: set for a callback. Both pointees are
-/// `Rc` allocations, aligned to at least 8, so the bit is free.
+/// aligned to at least 8 (a `GRef` record, an `Rc` allocation), so the bit is free.
 const CALL_TAG: usize = 1;
 
 /// A `Ready` taken apart.
 enum Item {
-    Green(Rc<Inner>),
+    Green(GRef),
     Call(Rc<CallSlot>),
 }
 
 impl Ready {
-    pub(crate) fn green(g: Rc<Inner>) -> Ready {
-        let p = Rc::into_raw(g) as *mut ();
-        // SAFETY: `Rc::into_raw` never returns null.
+    pub(crate) fn green(g: GRef) -> Ready {
+        let p = GRef::into_raw(g) as *mut ();
+        // SAFETY: `GRef::into_raw` never returns null.
         Ready(unsafe { std::ptr::NonNull::new_unchecked(p) })
     }
 
@@ -60,9 +61,9 @@ impl Ready {
         let p = self.0.as_ptr();
         std::mem::forget(self);
         if p as usize & CALL_TAG == 0 {
-            // SAFETY: untagged pointers come from `Rc::<Inner>::into_raw` in
+            // SAFETY: untagged pointers come from `GRef::into_raw` in
             // `green`, and each `Ready` is taken apart exactly once.
-            Item::Green(unsafe { Rc::from_raw(p as *const Inner) })
+            Item::Green(unsafe { GRef::from_raw(p as *const Inner) })
         } else {
             // SAFETY: tagged pointers come from `Rc::<CallSlot>::into_raw` in
             // `call`; clearing the tag restores it; taken apart once.
@@ -80,7 +81,7 @@ impl Drop for Ready {
 
 pub(crate) struct Hub {
     /// The OS thread's own green thread: the one running `main`.
-    root: Rc<Inner>,
+    root: GRef,
     /// Green threads to resume and callbacks to run, in order.
     ready: RefCell<VecDeque<Ready>>,
     /// How many ready entries remain in this turn; entries queued during the
@@ -117,8 +118,8 @@ impl Hub {
         Hub {
             root: {
                 crate::stack::install_overflow_handler(core::describe_running);
-                let root = Rc::new(Inner::new(Kind::Root, None, 0));
-                core::ROOT.set(Rc::as_ptr(&root));
+                let root = GRef::new(Inner::new(Kind::Root, None, 0));
+                core::ROOT.set(GRef::as_ptr(&root));
                 root
             },
             ready: RefCell::new(VecDeque::new()),
@@ -146,7 +147,7 @@ impl Hub {
 
     /// The next green thread to resume, running callbacks on the way.
     /// `None` when nothing can ever become ready.
-    fn next_ready(&self) -> Option<Rc<Inner>> {
+    fn next_ready(&self) -> Option<GRef> {
         loop {
             let left = self.batch.get();
             if left == 0 {
@@ -282,7 +283,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
 }
 
 /// This OS thread's root green thread.
-pub(crate) fn root() -> Rc<Inner> {
+pub(crate) fn root() -> GRef {
     HUB.with(|h| h.root.clone())
 }
 
@@ -293,7 +294,7 @@ pub(crate) fn try_with<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
 }
 
 /// The root, or `None` once the hub's thread-local is gone (thread exit).
-pub(crate) fn try_root() -> Option<Rc<Inner>> {
+pub(crate) fn try_root() -> Option<GRef> {
     HUB.try_with(|h| h.root.clone()).ok()
 }
 
@@ -302,13 +303,13 @@ pub(crate) fn try_can_block() -> bool {
     HUB.try_with(|_| !IN_CALLBACK.get()).unwrap_or(false)
 }
 
-pub(crate) fn next_ready() -> Option<Rc<Inner>> {
+pub(crate) fn next_ready() -> Option<GRef> {
     HUB.with(|h| h.next_ready())
 }
 
 /// Makes a pending throw take effect: a target parked on the hub, or paused
 /// in an explicit switch, is scheduled so that it unwinds on the next turn.
-pub(crate) fn deliver_throw(g: &Rc<Inner>, code: u32) {
+pub(crate) fn deliver_throw(g: &GRef, code: u32) {
     if g.is_dead() {
         return;
     }
@@ -338,13 +339,13 @@ pub(crate) fn deliver_throw(g: &Rc<Inner>, code: u32) {
 /// harmless.
 #[derive(Clone)]
 pub struct Waker {
-    g: Rc<Inner>,
+    g: GRef,
     seq: u32,
 }
 
 impl Waker {
     /// A waker for `g`'s current park.
-    pub(crate) fn new(g: Rc<Inner>) -> Waker {
+    pub(crate) fn new(g: GRef) -> Waker {
         let seq = g.seq.get();
         Waker { g, seq }
     }

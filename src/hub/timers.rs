@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::callback::CallSlot;
 use super::Waker;
-use crate::greenlet::core::Inner;
+use crate::greenlet::gref::GRef;
 
 /// Identifies one timer, for removal.
 pub(crate) type TimerKey = (Instant, u64);
@@ -22,7 +22,7 @@ pub(crate) enum Action {
     /// Queue a `call_later`/`call_at` callback.
     Call(Rc<CallSlot>),
     /// Unwind a `with_timeout` section: the green thread and the section's token.
-    Throw(Rc<Inner>, u32),
+    Throw(GRef, u32),
 }
 
 #[derive(Default)]
