@@ -1189,3 +1189,66 @@ fn sleep_sort_on_two_os_threads_at_once() {
         assert_eq!(b.join().unwrap(), [10, 20, 30, 40]);
     });
 }
+
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("a VmRSS line");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a number of kB")
+}
+
+#[test]
+fn memory_of_a_burst_of_green_threads_comes_back_when_the_hub_idles() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        return;
+    }
+    // In a child process: RSS is process-wide.
+    let out = run_child("child_burst_memory", "burst", Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\n{}\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    assert!(
+        out.stdout.contains("burst ok"),
+        "child did not run: {}",
+        out.stdout
+    );
+}
+
+/// Run by `memory_of_a_burst_of_green_threads_comes_back_when_the_hub_idles`.
+#[test]
+fn child_burst_memory() {
+    if !is_child("burst") {
+        return;
+    }
+    let before = resident_kib();
+    let hs: Vec<_> = (0..50_000)
+        .map(|_| spawn(|| sleep(Duration::from_millis(20))))
+        .collect();
+    join_all(&hs);
+    drop(hs);
+    let peak = resident_kib();
+    assert!(
+        peak > before + 100_000,
+        "every parked green thread touched its stack: {before} -> {peak} KiB"
+    );
+    // Idle time releases the pooled stacks beyond the hot set, a slice at a time.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while resident_kib() > before + 40_000 && std::time::Instant::now() < deadline {
+        sleep(Duration::from_millis(20));
+    }
+    let after = resident_kib();
+    assert!(
+        after < before + 40_000,
+        "{before} KiB before, {peak} at peak, {after} after idling"
+    );
+    println!("burst ok");
+}
