@@ -135,7 +135,12 @@ pub(crate) struct Remotes {
     /// without a deadline.
     waiting: HashMap<u64, Waiting>,
     next_id: u64,
+    /// When calls from other OS threads last arrived.
+    last_call: Option<std::time::Instant>,
 }
+
+/// How long after calls from other threads the hub still expects more.
+const RECENT_CALLS: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl Remotes {
     /// Whether something on another OS thread may still wake this hub: a
@@ -169,6 +174,33 @@ impl Hub {
         Ok(inbox)
     }
 
+    /// While a remote wait is in flight, or calls came from other threads in
+    /// the last millisecond (more are likely), watches the inbox for up to `limit` before the hub sleeps;
+    /// returns whether something arrived (then the poller need not wait).
+    /// Bounded, and only while another thread may be about to answer, so
+    /// an idle hub with nothing outstanding never spins.
+    pub(crate) fn spin_for_remote(&self, limit: std::time::Duration) -> bool {
+        let remotes = self.remotes.borrow();
+        let Some(inbox) = remotes.inbox.clone() else {
+            return false;
+        };
+        let recent = remotes.last_call.is_some_and(|t| t.elapsed() < RECENT_CALLS);
+        if remotes.waiting.is_empty() && !recent {
+            return false;
+        }
+        drop(remotes);
+        let start = std::time::Instant::now();
+        loop {
+            if inbox.notified.load(Ordering::Acquire) {
+                return true;
+            }
+            if start.elapsed() >= limit {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
+    }
+
     /// The inbox's eventfd fired: wake every finished remote wait.
     pub(crate) fn drain_inbox(&self) {
         let Some(inbox) = self.remotes.borrow().inbox.clone() else {
@@ -186,6 +218,9 @@ impl Hub {
             if let Some(w) = waker {
                 w.wake();
             }
+        }
+        if !inbox.calls.is_empty() {
+            self.remotes.borrow_mut().last_call = Some(std::time::Instant::now());
         }
         while let Some(call) = inbox.calls.pop() {
             if inbox.is_closed() {
