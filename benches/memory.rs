@@ -23,10 +23,10 @@
 mod common;
 
 use std::cell::Cell;
-use std::collections::HashMap;
+
 use std::time::{Duration, Instant};
 
-use common::{get, map_count, max_map_count, ns_per, report, run_child, status_kib, Mode, Table};
+use common::{map_count, max_map_count, ns_per, report, run_child, status_kib, Mode, Table};
 use greenhub::{join_all_timeout, sleep, spawn, yield_now, JoinHandle};
 
 /// Environment variables carrying a child's parameters.
@@ -130,11 +130,6 @@ fn run_as_child(case: &str) {
     common::unwatch();
 }
 
-/// Pulls `key` out of every report.
-fn column(reports: &[HashMap<String, f64>], key: &str) -> Vec<f64> {
-    reports.iter().map(|r| get(r, key).unwrap_or(f64::NAN)).collect()
-}
-
 fn main() {
     if let Ok(case) = std::env::var(common::CHILD_ENV) {
         run_as_child(&case);
@@ -186,13 +181,13 @@ fn main() {
             continue;
         }
         for key in ["not_started", "woke_early", "unfinished", "failed"] {
-            let bad: f64 = column(&reports, key).iter().sum();
+            let bad: f64 = common::column(&reports, key).iter().sum();
             if bad > 0.0 {
                 println!("ERROR in `{name}`: `{key}` = {bad} (summed over rounds); see the child's output");
             }
         }
         let mib = |key: &str| {
-            column(&reports, key)
+            common::column(&reports, key)
                 .into_iter()
                 .map(|k| k / 1024.0)
                 .collect::<Vec<_>>()
@@ -200,7 +195,7 @@ fn main() {
         table.add(
             &format!("{name}: RSS per parked green thread"),
             "B/thread",
-            &column(&reports, "bytes_per"),
+            &common::column(&reports, "bytes_per"),
             target,
         );
         table.add("  RSS before spawning", "MiB", &mib("rss_before_kib"), None);
@@ -210,26 +205,31 @@ fn main() {
         table.add(
             "  mappings before spawning",
             "maps",
-            &column(&reports, "maps_before"),
+            &common::column(&reports, "maps_before"),
             None,
         );
         table.add(
             "  mappings with all parked",
             "maps",
-            &column(&reports, "maps"),
+            &common::column(&reports, "maps"),
             None,
         );
-        table.add("  spawn", "ns/thread", &column(&reports, "spawn_ns_per"), None);
+        table.add(
+            "  spawn",
+            "ns/thread",
+            &common::column(&reports, "spawn_ns_per"),
+            None,
+        );
         table.add(
             "  start up to the park",
             "ns/thread",
-            &column(&reports, "start_ns_per"),
+            &common::column(&reports, "start_ns_per"),
             None,
         );
         table.add(
             "  drain after last deadline",
             "ms",
-            &column(&reports, "drain_ms"),
+            &common::column(&reports, "drain_ms"),
             None,
         );
     }

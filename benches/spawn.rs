@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::{get, ns_per, report, run_child, status_kib, Mode, Table};
+use common::{ns_per, report, run_child, status_kib, Mode, Table};
 use greenhub::{join_all, spawn, JoinHandle};
 
 /// Environment variable carrying the number of green threads to a child.
@@ -112,11 +112,6 @@ fn rounds_of(case: &str, env: &[(&str, String)], rounds: usize) -> Option<Vec<Ha
     Some(out)
 }
 
-/// Pulls `key` out of every report.
-fn column(reports: &[HashMap<String, f64>], key: &str) -> Vec<f64> {
-    reports.iter().map(|r| get(r, key).unwrap_or(f64::NAN)).collect()
-}
-
 fn main() {
     if let Ok(case) = std::env::var(common::CHILD_ENV) {
         run_as_child(&case);
@@ -135,12 +130,12 @@ fn main() {
             table.add(
                 "baseline: idle child, peak RSS",
                 "MiB",
-                &mib(column(&r, "hwm_kib")),
+                &mib(common::column(&r, "hwm_kib")),
                 None,
             );
         }
         if let Some(r) = rounds_of("baseline_hub", &[], rounds) {
-            let v = mib(column(&r, "hwm_kib"));
+            let v = mib(common::column(&r, "hwm_kib"));
             base_hub_mib = Some(common::summarize(&v).median);
             table.add("baseline: hub started, peak RSS", "MiB", &v, None);
         }
@@ -161,31 +156,36 @@ fn main() {
         let Some(r) = rounds_of("spawn_all", env, rounds) else {
             continue;
         };
-        let failed: f64 = column(&r, "failed").iter().sum();
+        let failed: f64 = common::column(&r, "failed").iter().sum();
         if failed > 0.0 {
             println!("ERROR in `{name}`: {failed} joins failed over {rounds} rounds");
         }
         let is_main = !name.contains("mprotect");
-        table.add(name, "ns/thread", &column(&r, "ns_per"), is_main.then_some(200.0));
+        table.add(
+            name,
+            "ns/thread",
+            &common::column(&r, "ns_per"),
+            is_main.then_some(200.0),
+        );
         table.add(
             "  of which spawn phase",
             "ns/thread",
-            &column(&r, "spawn_ns_per"),
+            &common::column(&r, "spawn_ns_per"),
             None,
         );
         table.add(
             "  of which join_all phase (runs them)",
             "ns/thread",
-            &column(&r, "run_ns_per"),
+            &common::column(&r, "run_ns_per"),
             None,
         );
         table.add(
             "  of which join-each phase",
             "ns/thread",
-            &column(&r, "join_ns_per"),
+            &common::column(&r, "join_ns_per"),
             None,
         );
-        let peak = mib(column(&r, "hwm_kib"));
+        let peak = mib(common::column(&r, "hwm_kib"));
         table.add("  peak RSS", "MiB", &peak, is_main.then_some(150.0));
         if let Some(base) = base_hub_mib {
             let delta: Vec<f64> = peak.iter().map(|p| p - base).collect();
@@ -198,7 +198,7 @@ fn main() {
     let name = "spawn->join one at a time (pooled stack)";
     if mode.wants(name) {
         if let Some(r) = rounds_of("one_at_a_time", &[(N_ENV, n_seq.to_string())], rounds) {
-            table.add(name, "ns/thread", &column(&r, "ns_per"), None);
+            table.add(name, "ns/thread", &common::column(&r, "ns_per"), None);
         }
     }
 

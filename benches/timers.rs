@@ -32,10 +32,10 @@
 mod common;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+
 use std::time::{Duration, Instant};
 
-use common::{get, quantile_sorted, report, run_child, Mode, Table, XorShift};
+use common::{quantile_sorted, report, run_child, Mode, Table, XorShift};
 use greenhub::hub::{park, Waker};
 use greenhub::{join_all_timeout, sleep_until, spawn, yield_now, JoinHandle};
 
@@ -212,11 +212,6 @@ fn run_as_child(case: &str) {
     common::unwatch();
 }
 
-/// Pulls `key` out of every report.
-fn column(reports: &[HashMap<String, f64>], key: &str) -> Vec<f64> {
-    reports.iter().map(|r| get(r, key).unwrap_or(f64::NAN)).collect()
-}
-
 fn main() {
     if let Ok(case) = std::env::var(common::CHILD_ENV) {
         run_as_child(&case);
@@ -248,13 +243,13 @@ fn main() {
             continue;
         }
         for key in ["unfinished", "failed", "not_at_gate"] {
-            let bad: f64 = column(&reports, key).iter().filter(|v| !v.is_nan()).sum();
+            let bad: f64 = common::column(&reports, key).iter().filter(|v| !v.is_nan()).sum();
             if bad > 0.0 {
                 println!("ERROR in `{name}`: `{key}` = {bad} (summed over rounds)");
             }
         }
         let ms = |key: &str| {
-            column(&reports, key)
+            common::column(&reports, key)
                 .into_iter()
                 .map(|us| us / 1e3)
                 .collect::<Vec<_>>()
@@ -263,36 +258,41 @@ fn main() {
         table.add("  p99 lateness", "ms", &ms("p99_us"), Some(2.0));
         table.add("  p99.9 lateness", "ms", &ms("p999_us"), None);
         table.add("  max lateness", "ms", &ms("max_us"), None);
-        table.add("  woke > 2 ms late", "%", &column(&reports, "over_2ms_pct"), None);
+        table.add(
+            "  woke > 2 ms late",
+            "%",
+            &common::column(&reports, "over_2ms_pct"),
+            None,
+        );
         table.add(
             "  order inversions > 1 ms",
             "wake-ups",
-            &column(&reports, "inversions_1ms"),
+            &common::column(&reports, "inversions_1ms"),
             None,
         );
         table.add(
             "  order inversions (any)",
             "wake-ups",
-            &column(&reports, "inversions_any"),
+            &common::column(&reports, "inversions_any"),
             None,
         );
-        table.add("  spawn phase", "ms", &column(&reports, "spawn_ms"), None);
+        table.add("  spawn phase", "ms", &common::column(&reports, "spawn_ms"), None);
         if case == "gate" {
             table.add(
                 "  start-up turn (to the gate)",
                 "ms",
-                &column(&reports, "start_ms"),
+                &common::column(&reports, "start_ms"),
                 None,
             );
             let margin = GATE_MARGIN.as_secs_f64() * 1e3;
             table.add(
                 "  gate-opening turn",
                 "ms",
-                &column(&reports, "gate_turn_ms"),
+                &common::column(&reports, "gate_turn_ms"),
                 Some(margin),
             );
         }
-        table.add("  whole round", "ms", &column(&reports, "total_ms"), None);
+        table.add("  whole round", "ms", &common::column(&reports, "total_ms"), None);
     }
     table.print(&mode.title(&format!(
         "timers ({n} green threads, deadlines spread over {SPREAD:?})"

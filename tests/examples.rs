@@ -1,10 +1,10 @@
 //! Each example run as a user would run it (`cargo run --example NAME`),
 //! checking its output and exit status.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+mod util;
+
+use std::process::Command;
+use std::time::Duration;
 
 /// What an example printed, and whether it succeeded.
 struct Run {
@@ -16,42 +16,14 @@ struct Run {
 /// Runs `cargo run --quiet --example name`, killing it and failing the test
 /// if it takes longer than `limit` (which includes building it).
 fn run_example(name: &str, limit: Duration) -> Run {
-    let mut child = Command::new(env!("CARGO"))
-        .args(["run", "--quiet", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start cargo");
-    let mut out = child.stdout.take().expect("piped stdout");
-    let mut err = child.stderr.take().expect("piped stderr");
-    let out_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let err_reader = thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for cargo") {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("example `{name}` still running after {limit:?}: killed");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["run", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    let out = util::run_bounded(cmd, &format!("example `{name}`"), limit);
     Run {
-        success: status.success(),
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
+        success: out.status.success(),
+        stdout: out.stdout,
+        stderr: out.stderr,
     }
 }
 

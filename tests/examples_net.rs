@@ -1,7 +1,9 @@
 //! The network examples, run as a user runs them: `cargo run --example`,
 //! against servers on 127.0.0.1 (the example's own or one the test starts).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod util;
+
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -22,33 +24,12 @@ fn cargo_example(name: &str, args: &[&str]) -> Child {
         .unwrap_or_else(|e| panic!("cannot start `cargo run --example {name}`: {e}"))
 }
 
-/// Reads a pipe to the end on a thread of its own.
-fn drain(pipe: impl Read + Send + 'static) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut s = String::new();
-        let _ = BufReader::new(pipe).read_to_string(&mut s);
-        s
-    })
-}
-
 /// Runs an example to its end; kills it and fails after [`LIMIT`].
 fn run_example(name: &str, args: &[&str]) -> (ExitStatus, String, String) {
-    let mut child = cargo_example(name, args);
-    let out = drain(child.stdout.take().expect("piped stdout"));
-    let err = drain(child.stderr.take().expect("piped stderr"));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the example") {
-            break status;
-        }
-        if start.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("example {name} still running after {LIMIT:?}: killed");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    (status, out.join().unwrap(), err.join().unwrap())
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["run", "--quiet", "--example", name, "--"]).args(args);
+    let out = util::run_bounded(cmd, &format!("example {name}"), LIMIT);
+    (out.status, out.stdout, out.stderr)
 }
 
 /// A long-running example (a server), killed when dropped.

@@ -17,7 +17,7 @@ use greenhub::{
     call_at, call_later, call_soon, join_all, join_all_timeout, run_forever, sleep, spawn, spawn_later, stop,
     with_timeout, yield_now, Builder, Elapsed, Greenlet, JoinError, JoinHandle, Wake,
 };
-use util::{bounded, expect_panic, flag, is_child, panic_message, run_child, SetOnDrop};
+use util::{bounded, expect_panic, flag, is_child, panic_message, SetOnDrop};
 
 const MS: Duration = Duration::from_millis(1);
 const LONG: Duration = Duration::from_secs(60);
@@ -1085,18 +1085,11 @@ fn many_spawn_join_cycles_do_not_grow_mappings() {
         return;
     }
     // In a child process, so other tests' threads do not add mappings meanwhile.
-    let out = run_child("child_spawn_join_cycles", "cycles", Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "child failed: {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        out.stdout.contains("cycles ok"),
-        "child did not run: {}",
-        out.stdout
+    util::assert_child_passes(
+        "child_spawn_join_cycles",
+        "cycles",
+        Duration::from_secs(120),
+        "cycles ok",
     );
 }
 
@@ -1208,18 +1201,11 @@ fn memory_of_a_burst_of_green_threads_comes_back_when_the_hub_idles() {
         return;
     }
     // In a child process: RSS is process-wide.
-    let out = run_child("child_burst_memory", "burst", Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "child failed: {:?}\n{}\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-    assert!(
-        out.stdout.contains("burst ok"),
-        "child did not run: {}",
-        out.stdout
+    util::assert_child_passes(
+        "child_burst_memory",
+        "burst",
+        Duration::from_secs(120),
+        "burst ok",
     );
 }
 

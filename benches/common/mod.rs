@@ -299,6 +299,11 @@ pub fn run_child(
 ///
 /// # Errors
 /// When the child did not report `key`.
+/// Pulls `key` out of every report (NaN where a report lacks it).
+pub fn column(reports: &[HashMap<String, f64>], key: &str) -> Vec<f64> {
+    reports.iter().map(|r| get(r, key).unwrap_or(f64::NAN)).collect()
+}
+
 pub fn get(values: &HashMap<String, f64>, key: &str) -> Result<f64, String> {
     values
         .get(key)

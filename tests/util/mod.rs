@@ -96,15 +96,21 @@ pub struct ChildOutput {
 /// with [`CHILD_ENV`] set to `mode`; kills it and fails if it runs longer
 /// than `limit`.
 pub fn run_child(test: &str, mode: &str, limit: Duration) -> ChildOutput {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let mut child = Command::new(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, mode)
+    let mut cmd = Command::new(std::env::current_exe().expect("the test binary's path"));
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode);
+    run_bounded(cmd, &format!("child test `{test}` ({mode})"), limit)
+}
+
+/// Runs `cmd` to its end with its output captured; kills it and fails if
+/// it runs longer than `limit` (`what` names it in that message).
+pub fn run_bounded(mut cmd: Command, what: &str, limit: Duration) -> ChildOutput {
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start the child test process");
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
     let mut out = child.stdout.take().expect("piped stdout");
     let mut err = child.stderr.take().expect("piped stderr");
     // Read both pipes while waiting, so a chatty child cannot block on a full pipe.
@@ -126,7 +132,7 @@ pub fn run_child(test: &str, mode: &str, limit: Duration) -> ChildOutput {
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("child test `{test}` ({mode}) still running after {limit:?}: killed");
+            panic!("{what} still running after {limit:?}: killed");
         }
         thread::sleep(Duration::from_millis(10));
     };
@@ -135,6 +141,21 @@ pub fn run_child(test: &str, mode: &str, limit: Duration) -> ChildOutput {
         stdout: out_reader.join().expect("stdout reader"),
         stderr: err_reader.join().expect("stderr reader"),
     }
+}
+
+/// Runs `test` in a child process (see [`run_child`]) and fails unless it
+/// exits successfully having printed `marker` (so a child that returned
+/// early, not being in child mode, cannot pass).
+pub fn assert_child_passes(test: &str, mode: &str, limit: Duration, marker: &str) {
+    let out = run_child(test, mode, limit);
+    assert!(
+        out.status.success(),
+        "child failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    assert!(out.stdout.contains(marker), "child did not run: {}", out.stdout);
 }
 
 /// Builds example `name` with the profile of this test binary and returns
