@@ -180,6 +180,9 @@ pub(crate) struct Inner {
     pub(crate) wait: Cell<WaitState>,
     pub(crate) reason: Cell<Wake>,
     pub(crate) started: Cell<bool>,
+    /// The current park's own deadline timer fired (it is out of the timer
+    /// map already, so the park need not look it up to remove it).
+    pub(crate) timer_fired: Cell<bool>,
     /// Stack size in `STACK_UNIT`s.
     stack_units: u16,
     /// Park epoch: a waker carries the value it had when issued. 32 bits: a
@@ -227,6 +230,7 @@ impl Inner {
             wait: Cell::new(WaitState::Idle),
             reason: Cell::new(Wake::Ready),
             started: Cell::new(kind == Kind::Root),
+            timer_fired: Cell::new(false),
             stack_units: stack_size.div_ceil(STACK_UNIT).min(u16::MAX as usize) as u16,
             seq: Cell::new(0),
             throw: Cell::new(THROW_NONE),

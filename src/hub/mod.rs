@@ -204,7 +204,9 @@ impl Hub {
             match due {
                 None => break,
                 Some(Action::Wake(w)) => {
-                    w.wake_with(Wake::TimedOut);
+                    if w.wake_with(Wake::TimedOut) {
+                        w.g.timer_fired.set(true);
+                    }
                 }
                 Some(Action::Call(c)) => self.push(Ready::call(c)),
                 Some(Action::Throw(g, token)) => deliver_throw(&g, token),
@@ -496,9 +498,10 @@ pub(crate) fn park_inner(
     let timer = deadline.map(|d| HUB.with(|h| h.timers.borrow_mut().insert(d, Action::Wake(waker))));
     cur.wait.set(WaitState::Parked);
     cur.state.set(State::Parked);
+    cur.timer_fired.set(false);
     let msg = core::leave(Next::Schedule);
     end_wait(&cur);
-    if let Some(key) = timer {
+    if let Some(key) = timer.filter(|_| !cur.timer_fired.replace(false)) {
         HUB.with(|h| h.timers.borrow_mut().remove(key));
     }
     match msg {
