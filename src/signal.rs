@@ -250,6 +250,11 @@ impl Drop for Subscription {
 /// the moment it is created, so none is lost between two calls of
 /// [`recv`](Signals::recv). `!Send`: it belongs to the hub that made it.
 ///
+/// ```compile_fail
+/// let s = greenhub::signal::Signals::new(greenhub::signal::SIGUSR2).unwrap();
+/// std::thread::spawn(move || s.signal()); // Signals is not Send
+/// ```
+///
 /// ```
 /// use greenhub::signal::{self, Signals, SIGUSR2};
 ///

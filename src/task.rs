@@ -237,6 +237,14 @@ pub fn current_name() -> Option<String> {
 
 /// Owns the right to a spawned green thread's result. Dropping it detaches
 /// the green thread, which goes on running.
+///
+/// `!Send`: the green thread lives on this OS thread's hub (use
+/// [`HubHandle::spawn`](crate::thread::HubHandle::spawn) across threads).
+///
+/// ```compile_fail
+/// let h = greenhub::spawn(|| 1);
+/// std::thread::spawn(move || h.join()); // JoinHandle is not Send
+/// ```
 pub struct JoinHandle<T> {
     g: GRef,
     _t: PhantomData<T>,

@@ -24,6 +24,11 @@
 //!   (two green threads reading the same socket at once is a bug, reported
 //!   by a panic); [`TcpStream::try_clone`] gives a second, independent handle.
 //!
+//! ```compile_fail
+//! let s = greenhub::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+//! std::thread::spawn(move || s.local_addr()); // sockets are not Send
+//! ```
+//!
 //! ```
 //! use std::io::{Read, Write};
 //! use greenhub::net::{TcpListener, TcpStream};

@@ -22,6 +22,11 @@
 //! share them between green threads with an `Rc` (an [`AsyncResult`] is
 //! itself a shared handle).
 //!
+//! ```compile_fail
+//! let q = greenhub::sync::Queue::<u8>::new();
+//! std::thread::spawn(move || q.len()); // the queue is not Send
+//! ```
+//!
 //! # Thread-locals
 //!
 //! Green threads never move between OS threads, so std's `thread_local!` is
