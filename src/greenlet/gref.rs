@@ -5,7 +5,7 @@
 //! cost about 350 instructions to allocate and free (glibc's `_int_malloc`
 //! from a fresh heap, `_int_free` and `malloc_consolidate`), a quarter of a
 //! spawn+join; here a record is popped from an intrusive free list or bumped
-//! out of a 256-record chunk. Records are 96 bytes (112 from malloc). Chunks
+//! out of a 256-record chunk. Records are 104 bytes (120 from malloc). Chunks
 //! are kept for reuse, like malloc's heap, and freed at thread exit if no
 //! record is still alive.
 

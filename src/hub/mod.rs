@@ -161,7 +161,12 @@ impl Hub {
                 continue;
             }
             self.batch.set(left - 1);
-            let item = self.ready.borrow_mut().pop_front();
+            let item = {
+                let mut ready = self.ready.borrow_mut();
+                let item = ready.pop_front();
+                prefetch_ahead(&ready);
+                item
+            };
             match item.map(Ready::into_item) {
                 Some(Item::Green(g)) if g.state.get() == State::Scheduled => return Some(g),
                 Some(Item::Green(_)) => {}
@@ -267,6 +272,28 @@ fn callback_blocked() -> ! {
              callbacks run on the hub itself and must return promptly: \
              spawn a green thread for blocking work"
     )
+}
+
+/// Warms the cache for the green threads about to run: the record of the
+/// one after next, and the stack top of the next (whose record the previous
+/// call warmed). A million green threads woken in a row otherwise each stall
+/// on a cold record and a cold stack page.
+fn prefetch_ahead(ready: &VecDeque<Ready>) {
+    if let Some(r) = ready.get(1) {
+        crate::sys::prefetch(r.0.as_ptr() as usize);
+    }
+    if let Some(r) = ready.front() {
+        if r.0.as_ptr() as usize & CALL_TAG == 0 {
+            // SAFETY: an untagged entry is a live record (`Ready::green`),
+            // kept alive by the queue's reference.
+            let sp = unsafe { &*(r.0.as_ptr() as *const Inner) }.sp.get();
+            if sp != 0 {
+                for line in 0..8 {
+                    crate::sys::prefetch(sp + line * 64);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Hub {

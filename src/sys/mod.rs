@@ -63,3 +63,15 @@ pub(crate) use epoll::{Event, EventFd, Poller};
 
 // Signals through a self-pipe (signal.rs); every Unix.
 pub(crate) mod signal;
+
+/// Hints the CPU to bring the cache line at `addr` in soon; never faults.
+#[inline]
+pub(crate) fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetch is only a hint; it never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
