@@ -488,15 +488,14 @@ pub(crate) fn try_current() -> Option<GRef> {
 pub(crate) fn suspend(req: Req) -> Msg {
     let y = YIELDER.get();
     debug_assert!(!y.is_null() && !CURRENT.get().is_null());
+    let here = 0u8;
+    // SAFETY: CURRENT is the running green thread's live record (see `current`).
+    let me = unsafe { &*CURRENT.get() };
+    me.sp.set(std::ptr::addr_of!(here) as usize);
     // SAFETY: YIELDER is set by each green thread when it starts and after
     // each suspend, and it points into that green thread's own stack frame
     // (the coroutine's entry), which lives until the coroutine returns. We
     // are that green thread (CURRENT is non-null), so `y` is ours and alive.
-    let here = 0u8;
-    // SAFETY: CURRENT is the running green thread's live record (see `current`).
-    unsafe { &*CURRENT.get() }
-        .sp
-        .set(std::ptr::addr_of!(here) as usize);
     let msg = unsafe { &*y }.suspend(req);
     YIELDER.set(y);
     msg
