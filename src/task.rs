@@ -333,21 +333,27 @@ impl<T> JoinHandle<T> {
     /// assert!(h.join().unwrap_err().is_killed());
     /// ```
     pub fn kill(&self) {
+        if self.request_kill() && hub::try_can_block() {
+            wait_dead(&self.g, None);
+        }
+    }
+
+    /// Delivers a kill without waiting for it to land; returns whether the
+    /// green thread is still unwinding (false: dead already, or never ran).
+    pub(crate) fn request_kill(&self) -> bool {
         let g = &self.g;
         if g.is_dead() {
-            return;
+            return false;
         }
         if !g.is_started() {
             g.kill_unstarted();
-            return;
+            return false;
         }
         if std::ptr::eq(core::current_ptr(), GRef::as_ptr(g)) {
             panic::resume_unwind(Box::new(core::KillUnwind));
         }
         hub::deliver_throw(g, core::THROW_KILL);
-        if hub::try_can_block() {
-            wait_dead(g, None);
-        }
+        true
     }
 
     /// Whether the green thread has ended.

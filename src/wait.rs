@@ -495,9 +495,9 @@ pub fn try_gather<T: 'static, I: IntoIterator<Item = JoinHandle<T>>>(
         .collect())
 }
 
-/// Kills every green thread in `handles` (gevent's `killall`), one after
-/// the other, each unwinding from where it is paused; returns once all are
-/// dead. Finished ones are skipped.
+/// Kills every green thread in `handles` (gevent's `killall`): the kills
+/// are all delivered first, so they unwind together, each from where it is
+/// paused; returns once all are dead. Finished ones are skipped.
 ///
 /// # Blocking
 /// Parks the current green thread until each target has unwound (not when
@@ -511,8 +511,11 @@ pub fn try_gather<T: 'static, I: IntoIterator<Item = JoinHandle<T>>>(
 /// ```
 #[doc(alias = "killall")]
 pub fn kill_all<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(handles: I) {
-    for h in handles {
-        h.kill();
+    // Every kill is delivered first, so they all unwind in the same turn;
+    // then one wait per green thread still unwinding.
+    let unwinding: Vec<&JoinHandle<T>> = handles.into_iter().filter(|h| h.request_kill()).collect();
+    if crate::hub::try_can_block() {
+        crate::join_all(unwinding);
     }
 }
 
