@@ -113,6 +113,10 @@ thread_local! {
 const TRIM_IDLE: Duration = Duration::from_millis(1);
 const TRIM_BUDGET: usize = 512;
 
+/// Deadlines closer than this are waited for by looking again, not by
+/// sleeping in the poller (see `Hub::turn`).
+const TIMER_SPIN: Duration = Duration::from_micros(50);
+
 /// How long the hub watches for a wake from another OS thread before it
 /// sleeps, when one is in flight (see `Hub::spin_for_remote`).
 const REMOTE_SPIN: Duration = Duration::from_micros(50);
@@ -192,7 +196,18 @@ impl Hub {
             if timeout.is_none() && !io_waiting {
                 return false;
             }
-            self.wait(timeout);
+            match timeout {
+                // A deadline this close is met better by looking again than
+                // by sleeping: a sleep that short costs a system call and
+                // ends late by the kernel's timer slack (50 us by default).
+                Some(t) if t < TIMER_SPIN => {
+                    if io_waiting {
+                        self.wait(Some(Duration::ZERO));
+                    }
+                    std::hint::spin_loop();
+                }
+                _ => self.wait(timeout),
+            }
             if has_timers {
                 self.fire_timers(Instant::now());
             }
