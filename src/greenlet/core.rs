@@ -445,10 +445,10 @@ pub(crate) fn current() -> GRef {
             return hub::root();
         }
     }
-    // SAFETY: CURRENT is non-null only while `resume` runs that green thread,
-    // and `resume` holds a `GRef` to it for that whole time; ROOT is non-null
-    // only while the hub, which owns the root's `GRef`, exists. Either way the
-    // pointee is alive and `p` came from `GRef::as_ptr`.
+    // CURRENT is non-null only while `resume` runs that green thread, and
+    // `resume` holds a `GRef` to it for that whole time; ROOT is non-null
+    // only while the hub, which owns the root's `GRef`, exists.
+    // SAFETY: so the pointee is alive, and `p` came from `GRef::as_ptr`.
     unsafe { GRef::clone_raw(p) }
 }
 
@@ -492,10 +492,10 @@ pub(crate) fn suspend(req: Req) -> Msg {
     // SAFETY: CURRENT is the running green thread's live record (see `current`).
     let me = unsafe { &*CURRENT.get() };
     me.sp.set(std::ptr::addr_of!(here) as usize);
-    // SAFETY: YIELDER is set by each green thread when it starts and after
-    // each suspend, and it points into that green thread's own stack frame
-    // (the coroutine's entry), which lives until the coroutine returns. We
-    // are that green thread (CURRENT is non-null), so `y` is ours and alive.
+    // YIELDER is set by each green thread when it starts and after each
+    // suspend; it points into that green thread's own entry frame, which
+    // lives until the coroutine returns.
+    // SAFETY: we are that green thread (CURRENT is non-null): `y` is alive.
     let msg = unsafe { &*y }.suspend(req);
     YIELDER.set(y);
     msg
@@ -509,13 +509,14 @@ fn resume(target: &GRef, msg: Msg) -> Req {
     }
     target.state.set(State::Running);
     CURRENT.set(GRef::as_ptr(target));
-    // SAFETY: the coroutine is resumed in place, through the Cell's pointer,
-    // to save moving it out and back on every switch. Nothing else touches
+    // The coroutine is resumed in place, through the Cell's pointer, to
+    // save moving it out and back on every switch. Nothing else touches
     // `body` while its green thread runs: every other accessor acts only on
     // a green thread that is unstarted (`ensure_started`, `kill_unstarted`)
     // or dead (`JoinHandle::take`, `finish`), and `Inner` cannot be dropped
-    // meanwhile since `target` is a `GRef` held across the call. Only the root
-    // stack runs `resume`, so it is not re-entered.
+    // meanwhile since `target` is a `GRef` held across the call.
+    // SAFETY: (as above) no other access to `body` while it runs; only the
+    // root stack runs `resume`, so it is not re-entered.
     let result = match unsafe { &mut *target.body.as_ptr() } {
         Body::Started(coro) => coro.resume(msg),
         _ => unreachable!("greenhub: resumed a green thread that has no coroutine"),
@@ -539,10 +540,10 @@ pub(crate) fn describe_running() -> Option<stack::Running> {
     if p.is_null() {
         return None;
     }
+    // The fault interrupted that green thread, so nothing is mid-way through
+    // changing the fields read here; `extra` is read in place, not moved out.
     // SAFETY: CURRENT points to the running green thread's record, kept
-    // alive by `resume` (see `current`). The fault interrupted that green
-    // thread, so nothing is mid-way through changing the fields read here;
-    // `extra` is read through its pointer without moving it out.
+    // alive by `resume` (see `current`).
     let g = unsafe { &*p };
     let low = g.stack_low.get();
     // SAFETY: as above; only a shared read of the box's name.

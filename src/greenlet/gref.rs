@@ -198,10 +198,10 @@ impl Drop for GRef {
         // the record is dropped once, and nothing reads it afterwards.
         unsafe { ptr::drop_in_place(&mut (*self.ptr.as_ptr()).inner) };
         let ptr = self.ptr;
+        // At thread exit, once the slab is gone, the memory is left alone:
+        // the slab frees chunks only when no record is alive.
         // SAFETY: `ptr` came from this thread's slab (`GRef` is !Send) and
-        // its record was just dropped. At thread exit, once the slab is
-        // gone, the memory is left alone: the slab frees chunks only when no
-        // record is alive, so it is still allocated.
+        // its record was just dropped.
         let _ = SLAB.try_with(|s| unsafe { s.borrow_mut().give(ptr) });
     }
 }
