@@ -54,6 +54,7 @@ mod queue;
 mod result;
 mod rlock;
 mod semaphore;
+pub(crate) use semaphore::Permits;
 mod storage;
 mod waiters;
 
