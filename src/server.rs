@@ -38,7 +38,7 @@
 //! belong to one aborted connection are skipped at once.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+
 use std::fmt;
 use std::io;
 use std::mem;
@@ -46,11 +46,10 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::core;
 use crate::hub::{park, Waker};
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
-use crate::wait::Waitable;
-use crate::{join_all_timeout, spawn, JoinHandle};
+use crate::pool::Group;
+use crate::JoinHandle;
 
 mod builder;
 
@@ -125,9 +124,8 @@ struct Shared {
     accept_loop: RefCell<Option<JoinHandle<()>>>,
     /// Why the accept loop gave up, for `serve_forever` to return.
     accept_error: RefCell<Option<io::Error>>,
-    /// Running handlers, by a key of our own; each removes itself at its end.
-    handlers: RefCell<HashMap<u64, JoinHandle<()>>>,
-    next_key: Cell<u64>,
+    /// Running handlers; each leaves the group as it ends.
+    handlers: Group,
     /// Handlers spawned and not yet ended.
     active: Cell<usize>,
     /// The accept loop, parked for a free handler slot or backing off after
@@ -368,8 +366,7 @@ impl Shared {
             listener: RefCell::new(Some(listener)),
             accept_loop: RefCell::new(None),
             accept_error: RefCell::new(None),
-            handlers: RefCell::new(HashMap::new()),
-            next_key: Cell::new(0),
+            handlers: Group::new(),
             active: Cell::new(0),
             accept_waiter: RefCell::new(None),
             stopping: Cell::new(false),
@@ -389,15 +386,10 @@ impl Shared {
             // Unwinds it out of `accept` (or a back-off) and closes the listener.
             h.kill();
         }
-        let me = core::current().id;
-        let handlers: Vec<JoinHandle<()>> = mem::take(&mut *self.handlers.borrow_mut())
-            .into_values()
-            .filter(|h| h.id() != me)
-            .collect();
-        join_all_timeout(&handlers, deadline.saturating_duration_since(Instant::now()));
-        for h in &handlers {
-            h.kill();
-        }
+        // From a handler, these wait for and kill the other handlers.
+        self.handlers
+            .join_timeout(deadline.saturating_duration_since(Instant::now()));
+        self.handlers.kill();
         self.finish();
     }
 
@@ -437,23 +429,15 @@ impl Shared {
 
     /// Runs `handler(stream, peer)` in a new green thread, tracked until it ends.
     fn spawn_handler(self: &Rc<Shared>, stream: TcpStream, peer: SocketAddr) {
-        let key = self.next_key.get();
-        self.next_key.set(key + 1);
         self.active.set(self.active.get() + 1);
         // Moved into the closure, so its drop also runs if the handler is
         // killed before it starts or never gets a stack.
-        let slot = HandlerSlot {
-            shared: self.clone(),
-            key,
-        };
+        let slot = HandlerSlot { shared: self.clone() };
         let handler = self.handler.clone();
-        let h = spawn(move || {
+        self.handlers.spawn(move || {
             let _slot = slot;
             handler(stream, peer);
         });
-        if !h.is_ready() {
-            self.handlers.borrow_mut().insert(key, h);
-        }
     }
 }
 
@@ -471,16 +455,12 @@ impl fmt::Debug for Shared {
 /// A running handler's place in the count; released however it ends.
 struct HandlerSlot {
     shared: Rc<Shared>,
-    key: u64,
 }
 
 impl Drop for HandlerSlot {
     fn drop(&mut self) {
         let s = &self.shared;
         s.active.set(s.active.get() - 1);
-        // Our own JoinHandle: taken out before it drops, so no borrow is held then.
-        let own = s.handlers.borrow_mut().remove(&self.key);
-        drop(own);
         s.wake_accept_loop();
     }
 }
