@@ -153,14 +153,18 @@ impl Pool {
     /// assert_eq!(h.join().unwrap(), "done");
     /// ```
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
-        let place = self
-            .slots
-            .acquire(None)
-            .expect("greenhub: a wait without deadline gets a place");
+        let place = self.take_place();
         self.group.spawn(move || {
             let _place = place;
             f()
         })
+    }
+
+    /// Parks in line for a place (a wait without deadline always gets one).
+    fn take_place(&self) -> slots::Place {
+        self.slots
+            .acquire(None)
+            .expect("greenhub: a wait without deadline gets a place")
     }
 
     /// Adds a green thread spawned elsewhere, as [`Group::add`], first
@@ -177,10 +181,7 @@ impl Pool {
     /// assert!(!pool.is_full());
     /// ```
     pub fn add<T: 'static>(&self, handle: JoinHandle<T>) {
-        let place = self
-            .slots
-            .acquire(None)
-            .expect("greenhub: a wait without deadline gets a place");
+        let place = self.take_place();
         self.group.spawn(move || {
             let _place = place;
             group::watch(handle)

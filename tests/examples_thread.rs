@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use util::{example_path, lines_of, wait_exit, wait_for_line, KillOnDrop};
+use util::{example_path, wait_exit, wait_for_line, KillOnDrop};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -69,16 +69,7 @@ fn queue_bridge_consumes_every_item_with_few_wakes() {
 
 #[test]
 fn multicore_echo_serves_from_both_hubs_and_stops_on_sigint() {
-    let mut child = KillOnDrop(
-        Command::new(example_path("multicore_echo"))
-            .args(["127.0.0.1:0", "2"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the example"),
-    );
-    let lines = lines_of(child.0.stdout.take().expect("piped stdout"));
+    let (mut child, lines) = util::start_example("multicore_echo", &["127.0.0.1:0", "2"]);
     let (ready, _) = wait_for_line(&lines, "listening on ", LIMIT);
     let addr = ready["listening on ".len()..]
         .split(' ')

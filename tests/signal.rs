@@ -8,13 +8,12 @@ mod util;
 
 use std::cell::Cell;
 use std::io::ErrorKind;
-use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use greenhub::signal::{self, Signals};
-use util::{bounded, example_path, lines_of, wait_exit, wait_for_line, KillOnDrop};
+use util::{bounded, wait_exit, wait_for_line};
 
 /// A realtime signal used by one test only.
 fn rt(k: i32) -> i32 {
@@ -189,16 +188,7 @@ fn the_previous_disposition_comes_back_when_nothing_waits() {
 
 #[test]
 fn sigint_stops_the_graceful_shutdown_example_after_every_cleanup() {
-    let path = example_path("graceful_shutdown");
-    let mut child = KillOnDrop(
-        Command::new(path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the example"),
-    );
-    let lines = lines_of(child.0.stdout.take().expect("piped stdout"));
+    let (mut child, lines) = util::start_example("graceful_shutdown", &[]);
     wait_for_line(&lines, "ready", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(200)); // the tasks are mid-work
     let pid = libc::pid_t::try_from(child.0.id()).unwrap();

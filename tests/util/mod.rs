@@ -193,6 +193,22 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Starts the built example `name` (see [`example_path`]) with `args`, its
+/// stdout read line by line; the process is killed when the guard drops.
+pub fn start_example(name: &str, args: &[&str]) -> (KillOnDrop, mpsc::Receiver<String>) {
+    let mut child = KillOnDrop(
+        Command::new(example_path(name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start example {name}: {e}")),
+    );
+    let lines = lines_of(child.0.stdout.take().expect("piped stdout"));
+    (child, lines)
+}
+
 /// Sends every line of `pipe` to the returned receiver, from a thread of
 /// its own, so a test can wait for a line with a timeout.
 pub fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
