@@ -4,34 +4,25 @@
 mod util;
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use util::{example_path, wait_exit, wait_for_line, KillOnDrop};
+use util::{example_path, wait_exit, wait_for_line};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs example `name` with `args` to its end; returns its stdout.
 fn run(name: &str, args: &[&str]) -> String {
-    let mut child = KillOnDrop(
-        Command::new(example_path(name))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the example"),
+    let mut cmd = Command::new(example_path(name));
+    cmd.args(args);
+    let out = util::run_bounded(cmd, &format!("example {name}"), LIMIT);
+    assert!(
+        out.status.success(),
+        "{name} exited with {}; output:\n{}",
+        out.status,
+        out.stdout
     );
-    let mut stdout = child.0.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let status = wait_exit(&mut child.0, LIMIT);
-    let out = reader.join().unwrap();
-    assert!(status.success(), "{name} exited with {status}; output:\n{out}");
-    out
+    out.stdout
 }
 
 #[test]
