@@ -190,7 +190,7 @@ impl Builder {
                 ),
             ));
         }
-        let entry: core::Entry = Box::new(move |_first: Msg| -> core::Value { Box::new(f()) });
+        let entry = core::entry(move |_first: Msg| -> core::Value { Box::new(f()) });
         let g = GRef::new(Inner::new(Kind::Task, Some(entry), self.stack_size));
         if let Some(name) = self.name {
             g.with_extra(|e| e.name = Some(name.into_boxed_str()));

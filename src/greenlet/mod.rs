@@ -114,7 +114,7 @@ impl Greenlet {
     /// assert_eq!(g.switch::<_, usize>("four"), 4);
     /// ```
     pub fn new<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(f: F) -> Greenlet {
-        let entry: core::Entry = Box::new(move |first: Msg| -> core::Value {
+        let entry = core::entry(move |first: Msg| -> core::Value {
             let arg = match first {
                 Msg::Value(v) => match core::downcast::<A>(v) {
                     Ok(a) => a,
