@@ -706,6 +706,68 @@ fn timers_fire_in_deadline_order_fifo_among_equal_deadlines() {
     });
 }
 
+/// Thousands of timers due at once, green threads and callbacks mixed, are
+/// fired in batches with prefetching; the order must still be deadline
+/// order, FIFO among equal deadlines, across every batch boundary.
+#[test]
+fn many_timers_due_together_fire_in_order_across_batches() {
+    bounded(|| {
+        const N: u64 = 3_000;
+        let log: Rc<RefCell<Vec<(u64, u64)>>> = Rc::new(RefCell::new(Vec::new()));
+        let base = greenhub::now() + ms(5);
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut handles = Vec::new();
+        for seq in 0..N {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let slot = x % 40; // many equal deadlines: FIFO among them
+            let at = base + Duration::from_micros(slot * 50);
+            let l = log.clone();
+            if seq % 2 == 0 {
+                call_at(at, move || l.borrow_mut().push((slot, seq)));
+            } else {
+                handles.push(spawn(move || {
+                    greenhub::sleep_until(at);
+                    l.borrow_mut().push((slot, seq));
+                }));
+            }
+        }
+        yield_now(); // every green thread is now parked on its timer
+                     // Hold the hub past every deadline, so that all are due together.
+        std::thread::sleep(ms(10));
+        join_all(&handles);
+        sleep(ms(1));
+        let log = log.borrow();
+        assert_eq!(log.len() as u64, N);
+        // Timers were inserted callbacks first (here, in `seq` order), then
+        // the green threads' (as each started, in spawn order): FIFO among
+        // equal deadlines means that order.
+        let mut expected = log.clone();
+        expected.sort_by_key(|&(slot, seq)| (slot, seq % 2, seq));
+        assert!(*log == expected, "fired out of (deadline, FIFO) order");
+    });
+}
+
+#[test]
+fn an_unstarted_green_thread_killed_drops_what_it_captured() {
+    bounded(|| {
+        let dropped = flag();
+        let guard = SetOnDrop(dropped.clone());
+        let h = spawn(move || drop(guard));
+        h.kill();
+        assert!(dropped.get(), "the captured value is dropped by the kill");
+        assert!(h.join().unwrap_err().is_killed());
+
+        // Run normally, a captured value is dropped once, by the function.
+        let value = Rc::new(());
+        let v = value.clone();
+        let h = spawn(move || Rc::strong_count(&v));
+        assert_eq!(h.join().unwrap(), 2);
+        assert_eq!(Rc::strong_count(&value), 1);
+    });
+}
+
 #[test]
 fn cancel_prevents_a_callback_from_running() {
     bounded(|| {
