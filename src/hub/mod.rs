@@ -175,12 +175,16 @@ impl Hub {
             let item = {
                 let mut ready = self.ready.borrow_mut();
                 let item = ready.pop_front();
-                let taken = self.taken.get().wrapping_add(1);
-                self.taken.set(taken);
-                if taken % BURST as u32 == 0 {
-                    prefetch_ahead(&ready);
+                // Small batches (a few green threads taking turns) run on
+                // warm memory: prefetching there only costs.
+                if left > PREFETCH_MIN_BATCH {
+                    let taken = self.taken.get().wrapping_add(1);
+                    self.taken.set(taken);
+                    if taken % BURST as u32 == 0 {
+                        prefetch_ahead(&ready);
+                    }
+                    prefetch_next_stack(&ready);
                 }
-                prefetch_next_stack(&ready);
                 item
             };
             match item.map(Ready::into_item) {
@@ -229,7 +233,7 @@ impl Hub {
         let ready = self.ready.borrow();
         self.batch.set(ready.len());
         self.taken.set(0);
-        if ready.len() > 1 {
+        if ready.len() > PREFETCH_MIN_BATCH {
             prefetch_batch_start(&ready);
         }
         true
@@ -342,6 +346,9 @@ fn callback_blocked() -> ! {
 /// order): about 850 ns a wake prefetching one entry ahead, 750 with bursts
 /// of 8, 550 with bursts of 32, no better with 64.
 const BURST: usize = 32;
+
+/// Batches of at most this many entries are not prefetched for.
+const PREFETCH_MIN_BATCH: usize = 1;
 
 /// The bytes of a parked green thread's stack that resuming it touches,
 /// prefetched: `STACK_LINES` cache lines from `STACK_BELOW` under the stack
