@@ -714,7 +714,9 @@ fn many_timers_due_together_fire_in_order_across_batches() {
     bounded(|| {
         const N: u64 = 3_000;
         let log: Rc<RefCell<Vec<(u64, u64)>>> = Rc::new(RefCell::new(Vec::new()));
-        let base = greenhub::now() + ms(5);
+        // Far enough ahead that every green thread has parked on its timer
+        // before the first is due, even on a loaded machine.
+        let base = greenhub::now() + ms(300);
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         let mut handles = Vec::new();
         for seq in 0..N {
@@ -745,7 +747,101 @@ fn many_timers_due_together_fire_in_order_across_batches() {
         // equal deadlines means that order.
         let mut expected = log.clone();
         expected.sort_by_key(|&(slot, seq)| (slot, seq % 2, seq));
-        assert!(*log == expected, "fired out of (deadline, FIFO) order");
+        if let Some(i) = (0..log.len()).find(|&i| log[i] != expected[i]) {
+            panic!(
+                "fired out of (deadline, FIFO) order at {i}: {:?} expected {:?}",
+                &log[i.saturating_sub(2)..(i + 3).min(log.len())],
+                &expected[i.saturating_sub(2)..(i + 3).min(log.len())]
+            );
+        }
+    });
+}
+
+/// Busy work of about `us` microseconds, without yielding.
+fn spin_us(us: u64) {
+    let end = Instant::now() + Duration::from_micros(us);
+    while Instant::now() < end {
+        std::hint::spin_loop();
+    }
+}
+
+/// A flood of green threads does not hold up a sleeper until the flood is
+/// over: the hub cuts a long turn short and runs the timers that came due
+/// first (as gevent bounds its callbacks by its switch interval).
+#[test]
+fn a_spawn_flood_does_not_hold_up_a_sleeper() {
+    bounded(|| {
+        const FLOOD: u32 = 20_000;
+        let started = Rc::new(Cell::new(0u32));
+        let seen = Rc::new(Cell::new(None));
+        let (st, se) = (started.clone(), seen.clone());
+        let sleeper = spawn(move || {
+            sleep(ms(2));
+            se.set(Some(st.get()));
+        });
+        yield_now(); // the sleeper is parked
+        let flood: Vec<_> = (0..FLOOD)
+            .map(|_| {
+                let st = started.clone();
+                spawn(move || {
+                    st.set(st.get() + 1);
+                    spin_us(5); // the flood lasts at least 100 ms
+                })
+            })
+            .collect();
+        join_all(&flood);
+        sleeper.join().unwrap();
+        let at = seen.get().expect("the sleeper woke");
+        assert!(
+            at < FLOOD,
+            "the sleeper waited for the whole flood ({at} started)"
+        );
+    });
+}
+
+/// The other way round: a flood of timer wakes does not starve a green
+/// thread that another green thread woke: after a turn cut short while it
+/// ran the hub's wakes, the next turn runs the green threads' queue first.
+#[test]
+fn a_flood_of_timer_wakes_does_not_starve_green_threads() {
+    bounded(|| {
+        const FLOOD: u32 = 20_000;
+        let event = Rc::new(greenhub::sync::Event::new());
+        let woke = Rc::new(Cell::new(0u32));
+        let seen = Rc::new(Cell::new(None));
+        let (ev, wk, se) = (event.clone(), woke.clone(), seen.clone());
+        let waiter = spawn(move || {
+            ev.wait();
+            se.set(Some(wk.get()));
+        });
+        // Every flood thread parks on the same deadline; the hub is then
+        // held past it, so that all of them are woken in one turn.
+        let at = greenhub::now() + ms(500);
+        let parked = Rc::new(Cell::new(0u32));
+        let flood: Vec<_> = (0..FLOOD)
+            .map(|_| {
+                let (ev, wk, pk) = (event.clone(), woke.clone(), parked.clone());
+                spawn(move || {
+                    pk.set(pk.get() + 1);
+                    greenhub::sleep_until(at);
+                    wk.set(wk.get() + 1);
+                    ev.set(); // the first one wakes `waiter` through `ready`
+                    spin_us(5);
+                })
+            })
+            .collect();
+        while parked.get() < FLOOD {
+            yield_now();
+        }
+        assert!(greenhub::now() < at, "the flood parked in time");
+        std::thread::sleep(at.saturating_duration_since(greenhub::now()) + ms(1));
+        join_all(&flood);
+        waiter.join().unwrap();
+        let at = seen.get().expect("the waiter woke");
+        assert!(
+            at < FLOOD,
+            "the waiter waited for the whole flood of wakes ({at} woke)"
+        );
     });
 }
 
@@ -1278,9 +1374,24 @@ fn child_burst_memory() {
         return;
     }
     let before = resident_kib();
+    // All parked at once: they wait for `go`, set once every one has started
+    // (a spawn flood runs in time slices, so timed sleeps could end and
+    // hand their stacks on before the last ones start).
+    let go = Rc::new(greenhub::sync::Event::new());
+    let started = Rc::new(Cell::new(0u32));
     let hs: Vec<_> = (0..50_000)
-        .map(|_| spawn(|| sleep(Duration::from_millis(20))))
+        .map(|_| {
+            let (go, started) = (go.clone(), started.clone());
+            spawn(move || {
+                started.set(started.get() + 1);
+                go.wait();
+            })
+        })
         .collect();
+    while started.get() < 50_000 {
+        sleep(Duration::from_millis(1));
+    }
+    go.set();
     join_all(&hs);
     drop(hs);
     let peak = resident_kib();

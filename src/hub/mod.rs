@@ -3,9 +3,13 @@
 //! It holds the ready queue, the timers and the poller. Every blocking call
 //! in greenhub ends in [`park`]: the caller registers a [`Waker`] wherever it
 //! waits, then switches to the hub, which runs whatever is ready and sleeps in
-//! the poller when nothing is. Each turn of the loop: fire due timers, run the
-//! green threads and callbacks that were ready when the turn began, and, when
-//! nothing is ready, sleep until the earliest timer.
+//! the poller when nothing is. Each turn of the loop: fire due timers, poll
+//! I/O, run the green threads and callbacks that were ready when the turn
+//! began and then those the timers and I/O made ready, and, when nothing is
+//! ready, sleep until the earliest timer. A turn runs for at most about
+//! 250 us (`TURN_SLICE`): cut short, the rest waits while the next turn
+//! looks at timers and I/O again, so a flood of spawns delays a sleeper by
+//! about a slice, not by the whole flood.
 
 pub(crate) mod callback;
 pub(crate) mod io;
@@ -82,16 +86,31 @@ impl Drop for Ready {
 pub(crate) struct Hub {
     /// The OS thread's own green thread: the one running `main`.
     root: GRef,
-    /// Green threads to resume and callbacks to run, in order.
+    /// Green threads to resume and callbacks to run, in order, as green
+    /// threads and callbacks made them ready.
     ready: RefCell<VecDeque<Ready>>,
-    /// How many ready entries remain in this turn; entries queued during the
-    /// turn wait for the next, so timers and I/O are looked at between turns
-    /// however busy the green threads keep the queue.
-    batch: Cell<usize>,
+    /// What the hub itself made ready while it began a turn: timers fired,
+    /// I/O and other OS threads' wakes and calls, in order.
+    woken: RefCell<VecDeque<Ready>>,
+    /// The hub is beginning a turn: `push` goes to `woken`.
+    in_turn: Cell<bool>,
+    /// How many entries this turn still runs from its first and its second
+    /// queue. Entries queued meanwhile wait for the next turn, so timers and
+    /// I/O are looked at between turns however busy the green threads keep
+    /// the queues.
+    batch: [Cell<usize>; 2],
+    /// This turn runs `woken` first, then `ready` (the last turn was cut
+    /// short while it ran `ready`); otherwise `ready` first, which keeps
+    /// what was queued before the turn ahead of the timers it fires.
+    woken_first: Cell<bool>,
+    /// The next turn runs `woken` first (see `check_slice`).
+    next_woken_first: Cell<bool>,
     /// Sleeps, park deadlines, timeouts and timed callbacks.
     pub(crate) timers: RefCell<Timers>,
-    /// Entries taken from `ready` since the batch began (see `BURST`).
+    /// Entries taken since the turn began (see `BURST` and `check_slice`),
+    /// and when the turn's clock started.
     taken: Cell<u32>,
+    slice_start: Cell<Instant>,
     /// Timers taken out of `timers` as due, fired in order (kept to reuse
     /// its buffer; see `fire_timers`).
     due: RefCell<VecDeque<Action>>,
@@ -136,10 +155,15 @@ impl Hub {
                 root
             },
             ready: RefCell::new(VecDeque::new()),
-            batch: Cell::new(0),
+            woken: RefCell::new(VecDeque::new()),
+            in_turn: Cell::new(false),
+            batch: [Cell::new(0), Cell::new(0)],
+            woken_first: Cell::new(false),
+            next_woken_first: Cell::new(false),
             timers: RefCell::new(Timers::default()),
             due: RefCell::new(VecDeque::new()),
             taken: Cell::new(0),
+            slice_start: Cell::new(Instant::now()),
             poller: OnceCell::new(),
             io: RefCell::new(io::IoTable::default()),
             remotes: RefCell::new(remote::Remotes::default()),
@@ -150,7 +174,20 @@ impl Hub {
     }
 
     pub(crate) fn push(&self, r: Ready) {
-        self.ready.borrow_mut().push_back(r);
+        if self.in_turn.get() {
+            self.woken.borrow_mut().push_back(r);
+        } else {
+            self.ready.borrow_mut().push_back(r);
+        }
+    }
+
+    /// The queue a turn runs in its `phase` (0 or 1).
+    fn queue(&self, phase: usize) -> &RefCell<VecDeque<Ready>> {
+        if (phase == 0) != self.woken_first.get() {
+            &self.ready
+        } else {
+            &self.woken
+        }
     }
 
     pub(crate) fn token(&self) -> u32 {
@@ -164,35 +201,69 @@ impl Hub {
     /// `None` when nothing can ever become ready.
     fn next_ready(&self) -> Option<GRef> {
         loop {
-            let left = self.batch.get();
-            if left == 0 {
+            let phase = if self.batch[0].get() > 0 {
+                0
+            } else if self.batch[1].get() > 0 {
+                1
+            } else {
                 if !self.turn() {
                     return None;
                 }
                 continue;
-            }
-            self.batch.set(left - 1);
+            };
+            let left = self.batch[phase].get();
+            self.batch[phase].set(left - 1);
+            let taken = self.taken.get().wrapping_add(1);
+            self.taken.set(taken);
             let item = {
-                let mut ready = self.ready.borrow_mut();
-                let item = ready.pop_front();
+                let mut queue = self.queue(phase).borrow_mut();
+                let item = queue.pop_front();
                 // Small batches (a few green threads taking turns) run on
                 // warm memory: prefetching there only costs.
                 if left > PREFETCH_MIN_BATCH {
-                    let taken = self.taken.get().wrapping_add(1);
-                    self.taken.set(taken);
                     if taken % BURST as u32 == 0 {
-                        prefetch_ahead(&ready);
+                        prefetch_ahead(&queue);
                     }
-                    prefetch_next_stack(&ready);
+                    prefetch_next_stack(&queue);
                 }
                 item
             };
+            if left == 1 && phase == 0 && self.batch[1].get() > PREFETCH_MIN_BATCH {
+                // On to the second queue: warm its first entries.
+                prefetch_batch_start(&self.queue(1).borrow());
+            }
+            if taken % SLICE_CHECK == 0 {
+                self.check_slice(taken, phase);
+            }
             match item.map(Ready::into_item) {
                 Some(Item::Green(g)) if g.state.get() == State::Scheduled => return Some(g),
                 Some(Item::Green(_)) => {}
                 Some(Item::Call(c)) => self.run_callback(&c),
-                None => self.batch.set(0),
+                None => self.batch[phase].set(0),
             }
+        }
+    }
+
+    /// Ends the turn early once it has run for `TURN_SLICE`, leaving the
+    /// rest of its batches at the front of their queues. Cut while running
+    /// `ready`, the next turn runs `woken` first, so that a flood of green
+    /// threads does not hold up timers and I/O; cut while running `woken`,
+    /// the next runs `ready` first, so that a flood of timers or I/O does
+    /// not starve green threads woken by other green threads. Called every
+    /// `SLICE_CHECK` entries taken in `phase`; the clock starts at the first
+    /// call.
+    #[cold]
+    fn check_slice(&self, taken: u32, phase: usize) {
+        let now = Instant::now();
+        if taken == SLICE_CHECK {
+            self.slice_start.set(now);
+        } else if now.duration_since(self.slice_start.get()) >= TURN_SLICE
+            && self.batch.iter().any(|b| b.get() > 0)
+        {
+            let running_ready = (phase == 0) != self.woken_first.get();
+            self.batch[0].set(0);
+            self.batch[1].set(0);
+            self.next_woken_first.set(running_ready);
         }
     }
 
@@ -200,13 +271,52 @@ impl Hub {
     /// something is ready, so a busy ready queue never starves I/O), and
     /// waits if nothing is ready. Returns false when nothing is ready and
     /// nothing ever could be.
+    ///
+    /// A turn runs what was queued before it, then what it made ready
+    /// (timers, I/O, other threads' calls), each in order. When a turn runs
+    /// out of its slice (`TURN_SLICE`) while it runs the green threads'
+    /// queue, the next runs what the hub made ready first, ahead of the rest
+    /// of that queue: a flood of spawns or yields then delays a sleeper by
+    /// about a slice, not by the whole flood, and sleepers still wake in
+    /// deadline order (see `check_slice` for the other way round). gevent
+    /// does the same: it runs its callbacks for at most its switch interval
+    /// before it looks at timers and I/O again.
     fn turn(&self) -> bool {
+        self.in_turn.set(true);
+        let more = self.begin_turn();
+        self.in_turn.set(false);
+        if !more {
+            return false;
+        }
+        let woken_first = self.next_woken_first.replace(false);
+        self.woken_first.set(woken_first);
+        let (ready, woken) = (self.ready.borrow().len(), self.woken.borrow().len());
+        let (first, second) = if woken_first {
+            (woken, ready)
+        } else {
+            (ready, woken)
+        };
+        self.batch[0].set(first);
+        self.batch[1].set(second);
+        self.taken.set(0);
+        if first + second > PREFETCH_MIN_BATCH {
+            prefetch_batch_start(&self.queue(if first > 0 { 0 } else { 1 }).borrow());
+        }
+        true
+    }
+
+    fn nothing_ready(&self) -> bool {
+        self.ready.borrow().is_empty() && self.woken.borrow().is_empty()
+    }
+
+    /// Fires timers, polls, and waits when nothing is ready (see `turn`).
+    fn begin_turn(&self) -> bool {
         let has_timers = !self.timers.borrow().is_empty();
         if has_timers {
             self.fire_timers(Instant::now());
         }
         let io_waiting = self.io.borrow().waiting > 0 || self.remotes.borrow().outstanding();
-        if self.ready.borrow().is_empty() {
+        if self.nothing_ready() {
             let next = self.timers.borrow().next_deadline();
             let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
             if timeout.is_none() && !io_waiting {
@@ -229,12 +339,6 @@ impl Hub {
             }
         } else if io_waiting {
             self.wait(Some(Duration::ZERO));
-        }
-        let ready = self.ready.borrow();
-        self.batch.set(ready.len());
-        self.taken.set(0);
-        if ready.len() > PREFETCH_MIN_BATCH {
-            prefetch_batch_start(&ready);
         }
         true
     }
@@ -347,6 +451,12 @@ fn callback_blocked() -> ! {
 /// of 8, 550 with bursts of 32, no better with 64.
 const BURST: usize = 32;
 
+/// A batch runs for at most about this long before the hub looks at timers
+/// and I/O again (see `Hub::turn`); the clock is read every `SLICE_CHECK`
+/// entries, so batches shorter than that never read it.
+const TURN_SLICE: Duration = Duration::from_micros(250);
+const SLICE_CHECK: u32 = 16;
+
 /// Batches of at most this many entries are not prefetched for.
 const PREFETCH_MIN_BATCH: usize = 1;
 
@@ -432,6 +542,7 @@ impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Hub")
             .field("ready", &self.ready.borrow().len())
+            .field("woken", &self.woken.borrow().len())
             .finish()
     }
 }
