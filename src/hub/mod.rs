@@ -83,6 +83,14 @@ impl Drop for Ready {
     }
 }
 
+/// How a turn ended (see `Hub::check_slice`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    No,
+    InReady,
+    InWoken,
+}
+
 pub(crate) struct Hub {
     /// The OS thread's own green thread: the one running `main`.
     root: GRef,
@@ -90,21 +98,23 @@ pub(crate) struct Hub {
     /// threads and callbacks made them ready.
     ready: RefCell<VecDeque<Ready>>,
     /// What the hub itself made ready while it began a turn: timers fired,
-    /// I/O and other OS threads' wakes and calls, in order.
+    /// I/O and other OS threads' wakes and calls, in order (moved here from
+    /// the back of `ready` at the end of `begin_turn`).
     woken: RefCell<VecDeque<Ready>>,
-    /// The hub is beginning a turn: `push` goes to `woken`.
-    in_turn: Cell<bool>,
-    /// How many entries this turn still runs from its first and its second
-    /// queue. Entries queued meanwhile wait for the next turn, so timers and
-    /// I/O are looked at between turns however busy the green threads keep
-    /// the queues.
-    batch: [Cell<usize>; 2],
-    /// This turn runs `woken` first, then `ready` (the last turn was cut
-    /// short while it ran `ready`); otherwise `ready` first, which keeps
-    /// what was queued before the turn ahead of the timers it fires.
-    woken_first: Cell<bool>,
-    /// The next turn runs `woken` first (see `check_slice`).
-    next_woken_first: Cell<bool>,
+    /// How many entries this turn still runs from the queue it is on.
+    /// Entries queued meanwhile wait for the next turn, so timers and I/O
+    /// are looked at between turns however busy the green threads keep the
+    /// queues.
+    batch: Cell<usize>,
+    /// The turn is running `woken` (else `ready`).
+    on_woken: Cell<bool>,
+    /// How many entries the turn runs from its other queue afterwards.
+    then: Cell<usize>,
+    /// How the last turn ended (see `check_slice`): `Cut::No`, or cut
+    /// short while it ran `ready` (the next turn runs `woken` first) or
+    /// `woken` (the next runs `ready` first, as turns normally do, which
+    /// keeps what was queued before a turn ahead of the timers it fires).
+    cut: Cell<Cut>,
     /// Sleeps, park deadlines, timeouts and timed callbacks.
     pub(crate) timers: RefCell<Timers>,
     /// Entries taken since the turn began (see `BURST` and `check_slice`),
@@ -156,10 +166,10 @@ impl Hub {
             },
             ready: RefCell::new(VecDeque::new()),
             woken: RefCell::new(VecDeque::new()),
-            in_turn: Cell::new(false),
-            batch: [Cell::new(0), Cell::new(0)],
-            woken_first: Cell::new(false),
-            next_woken_first: Cell::new(false),
+            batch: Cell::new(0),
+            on_woken: Cell::new(false),
+            then: Cell::new(0),
+            cut: Cell::new(Cut::No),
             timers: RefCell::new(Timers::default()),
             due: RefCell::new(VecDeque::new()),
             taken: Cell::new(0),
@@ -174,19 +184,16 @@ impl Hub {
     }
 
     pub(crate) fn push(&self, r: Ready) {
-        if self.in_turn.get() {
-            self.woken.borrow_mut().push_back(r);
-        } else {
-            self.ready.borrow_mut().push_back(r);
-        }
+        self.ready.borrow_mut().push_back(r);
     }
 
-    /// The queue a turn runs in its `phase` (0 or 1).
-    fn queue(&self, phase: usize) -> &RefCell<VecDeque<Ready>> {
-        if (phase == 0) != self.woken_first.get() {
-            &self.ready
-        } else {
+    /// The queue the turn is running.
+    #[inline]
+    fn current(&self) -> &RefCell<VecDeque<Ready>> {
+        if self.on_woken.get() {
             &self.woken
+        } else {
+            &self.ready
         }
     }
 
@@ -201,46 +208,66 @@ impl Hub {
     /// `None` when nothing can ever become ready.
     fn next_ready(&self) -> Option<GRef> {
         loop {
-            let phase = if self.batch[0].get() > 0 {
-                0
-            } else if self.batch[1].get() > 0 {
-                1
-            } else {
-                if !self.turn() {
+            let left = self.batch.get();
+            if left == 0 {
+                if self.then.get() > 0 {
+                    self.switch_queue();
+                } else if !self.turn() {
                     return None;
                 }
                 continue;
-            };
-            let left = self.batch[phase].get();
-            self.batch[phase].set(left - 1);
-            let taken = self.taken.get().wrapping_add(1);
-            self.taken.set(taken);
-            let item = {
-                let mut queue = self.queue(phase).borrow_mut();
-                let item = queue.pop_front();
-                // Small batches (a few green threads taking turns) run on
-                // warm memory: prefetching there only costs.
-                if left > PREFETCH_MIN_BATCH {
-                    if taken % BURST as u32 == 0 {
-                        prefetch_ahead(&queue);
-                    }
-                    prefetch_next_stack(&queue);
-                }
-                item
-            };
-            if left == 1 && phase == 0 && self.batch[1].get() > PREFETCH_MIN_BATCH {
-                // On to the second queue: warm its first entries.
-                prefetch_batch_start(&self.queue(1).borrow());
             }
-            if taken % SLICE_CHECK == 0 {
-                self.check_slice(taken, phase);
-            }
+            self.batch.set(left - 1);
+            // Two calls rather than one on a chosen queue: the choice is
+            // then a predicted branch, not a data dependency of every pop.
+            let item = if self.on_woken.get() {
+                self.pop(&self.woken, left)
+            } else {
+                self.pop(&self.ready, left)
+            };
             match item.map(Ready::into_item) {
                 Some(Item::Green(g)) if g.state.get() == State::Scheduled => return Some(g),
                 Some(Item::Green(_)) => {}
                 Some(Item::Call(c)) => self.run_callback(&c),
-                None => self.batch[phase].set(0),
+                None => self.batch.set(0),
             }
+        }
+    }
+
+    /// Takes the next entry of `queue`, whose batch has `left` entries.
+    #[inline(always)]
+    fn pop(&self, queue: &RefCell<VecDeque<Ready>>, left: usize) -> Option<Ready> {
+        let mut queue = queue.borrow_mut();
+        let item = queue.pop_front();
+        // A few green threads taking turns run on warm memory and finish
+        // their turn quickly: prefetching and the clock are for long batches.
+        if left > LONG_BATCH {
+            self.long_batch_step(&queue);
+        }
+        item
+    }
+
+    /// Per entry of a long batch: prefetching, and every `SLICE_CHECK`
+    /// entries a look at the clock.
+    fn long_batch_step(&self, queue: &VecDeque<Ready>) {
+        let taken = self.taken.get().wrapping_add(1);
+        self.taken.set(taken);
+        if taken % BURST as u32 == 0 {
+            prefetch_ahead(queue);
+        }
+        prefetch_next_stack(queue);
+        if taken % SLICE_CHECK == 0 {
+            self.check_slice(taken);
+        }
+    }
+
+    /// Goes on to the turn's other queue.
+    #[cold]
+    fn switch_queue(&self) {
+        self.on_woken.set(!self.on_woken.get());
+        self.batch.set(self.then.replace(0));
+        if self.batch.get() > 1 {
+            prefetch_batch_start(&self.current().borrow());
         }
     }
 
@@ -250,20 +277,22 @@ impl Hub {
     /// threads does not hold up timers and I/O; cut while running `woken`,
     /// the next runs `ready` first, so that a flood of timers or I/O does
     /// not starve green threads woken by other green threads. Called every
-    /// `SLICE_CHECK` entries taken in `phase`; the clock starts at the first
-    /// call.
+    /// `SLICE_CHECK` entries taken; the clock starts at the first call.
     #[cold]
-    fn check_slice(&self, taken: u32, phase: usize) {
+    fn check_slice(&self, taken: u32) {
         let now = Instant::now();
         if taken == SLICE_CHECK {
             self.slice_start.set(now);
         } else if now.duration_since(self.slice_start.get()) >= TURN_SLICE
-            && self.batch.iter().any(|b| b.get() > 0)
+            && (self.batch.get() > 0 || self.then.get() > 0)
         {
-            let running_ready = (phase == 0) != self.woken_first.get();
-            self.batch[0].set(0);
-            self.batch[1].set(0);
-            self.next_woken_first.set(running_ready);
+            self.batch.set(0);
+            self.then.set(0);
+            self.cut.set(if self.on_woken.get() {
+                Cut::InWoken
+            } else {
+                Cut::InReady
+            });
         }
     }
 
@@ -282,63 +311,99 @@ impl Hub {
     /// does the same: it runs its callbacks for at most its switch interval
     /// before it looks at timers and I/O again.
     fn turn(&self) -> bool {
-        self.in_turn.set(true);
-        let more = self.begin_turn();
-        self.in_turn.set(false);
-        if !more {
+        let has_timers = !self.timers.borrow().is_empty();
+        let io_waiting = self.io.borrow().waiting > 0 || self.remotes.borrow().outstanding();
+        // With no timer and nothing to poll, beginning the turn makes
+        // nothing ready: skip counting what it adds.
+        let quiet = !has_timers && !io_waiting;
+        let before = if quiet { 0 } else { self.ready.borrow().len() };
+        if !self.begin_turn(has_timers, io_waiting) {
             return false;
         }
-        let woken_first = self.next_woken_first.replace(false);
-        self.woken_first.set(woken_first);
-        let (ready, woken) = (self.ready.borrow().len(), self.woken.borrow().len());
-        let (first, second) = if woken_first {
+        self.taken.set(0);
+        let ready = self.ready.borrow();
+        let before = if quiet { ready.len() } else { before };
+        if ready.len() == before && self.cut.get() == Cut::No {
+            // The common case: nothing came due, nothing left over.
+            self.on_woken.set(false);
+            self.batch.set(before);
+            if before > 1 {
+                prefetch_batch_start(&ready);
+            }
+            return true;
+        }
+        drop(ready);
+        self.plan_turn(before);
+        true
+    }
+
+    /// Moves what `begin_turn` made ready to `woken` and chooses the order
+    /// of the two queues (see `turn`).
+    #[cold]
+    fn plan_turn(&self, before: usize) {
+        let (ready, woken) = {
+            let (mut ready, mut woken) = (self.ready.borrow_mut(), self.woken.borrow_mut());
+            if ready.len() > before {
+                woken.extend(ready.drain(before..));
+            }
+            (ready.len(), woken.len())
+        };
+        let woken_first = self.cut.replace(Cut::No) == Cut::InReady || ready == 0;
+        self.on_woken.set(woken_first);
+        let (first, then) = if woken_first {
             (woken, ready)
         } else {
             (ready, woken)
         };
-        self.batch[0].set(first);
-        self.batch[1].set(second);
-        self.taken.set(0);
-        if first + second > PREFETCH_MIN_BATCH {
-            prefetch_batch_start(&self.queue(if first > 0 { 0 } else { 1 }).borrow());
+        self.batch.set(first);
+        self.then.set(then);
+        if first > 1 {
+            prefetch_batch_start(&self.current().borrow());
         }
-        true
     }
 
     fn nothing_ready(&self) -> bool {
         self.ready.borrow().is_empty() && self.woken.borrow().is_empty()
     }
 
-    /// Fires timers, polls, and waits when nothing is ready (see `turn`).
-    fn begin_turn(&self) -> bool {
-        let has_timers = !self.timers.borrow().is_empty();
+    /// Fires timers and polls (see `turn`).
+    #[inline]
+    fn begin_turn(&self, has_timers: bool, io_waiting: bool) -> bool {
         if has_timers {
             self.fire_timers(Instant::now());
         }
-        let io_waiting = self.io.borrow().waiting > 0 || self.remotes.borrow().outstanding();
         if self.nothing_ready() {
-            let next = self.timers.borrow().next_deadline();
-            let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
-            if timeout.is_none() && !io_waiting {
-                return false;
-            }
-            match timeout {
-                // A deadline this close is met better by looking again than
-                // by sleeping: a sleep that short costs a system call and
-                // ends late by the kernel's timer slack (50 us by default).
-                Some(t) if t < TIMER_SPIN => {
-                    if io_waiting {
-                        self.wait(Some(Duration::ZERO));
-                    }
-                    std::hint::spin_loop();
-                }
-                _ => self.wait(timeout),
-            }
-            if has_timers {
-                self.fire_timers(Instant::now());
-            }
-        } else if io_waiting {
+            return self.idle(has_timers, io_waiting);
+        }
+        if io_waiting {
             self.wait(Some(Duration::ZERO));
+        }
+        true
+    }
+
+    /// Nothing is ready: waits for the earliest timer or I/O, and fires
+    /// what came due. False when nothing ever could be ready.
+    #[cold]
+    fn idle(&self, has_timers: bool, io_waiting: bool) -> bool {
+        let next = self.timers.borrow().next_deadline();
+        let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+        if timeout.is_none() && !io_waiting {
+            return false;
+        }
+        match timeout {
+            // A deadline this close is met better by looking again than by
+            // sleeping: a sleep that short costs a system call and ends late
+            // by the kernel's timer slack (50 us by default).
+            Some(t) if t < TIMER_SPIN => {
+                if io_waiting {
+                    self.wait(Some(Duration::ZERO));
+                }
+                std::hint::spin_loop();
+            }
+            _ => self.wait(timeout),
+        }
+        if has_timers {
+            self.fire_timers(Instant::now());
         }
         true
     }
@@ -457,8 +522,11 @@ const BURST: usize = 32;
 const TURN_SLICE: Duration = Duration::from_micros(250);
 const SLICE_CHECK: u32 = 16;
 
-/// Batches of at most this many entries are not prefetched for.
-const PREFETCH_MIN_BATCH: usize = 1;
+/// Batches of at most this many entries (a few green threads taking turns)
+/// are not prefetched for entry by entry, nor timed: that bookkeeping cost
+/// them 5-10% (yield_now x2, Event and Channel ping-pong). Their first
+/// entries are still prefetched when the batch begins (`prefetch_batch_start`).
+const LONG_BATCH: usize = 2;
 
 /// The bytes of a parked green thread's stack that resuming it touches,
 /// prefetched: `STACK_LINES` cache lines from `STACK_BELOW` under the stack
