@@ -99,7 +99,7 @@ pub(crate) struct Hub {
     ready: RefCell<VecDeque<Ready>>,
     /// What the hub itself made ready while it began a turn: timers fired,
     /// I/O and other OS threads' wakes and calls, in order (moved here from
-    /// the back of `ready` at the end of `begin_turn`).
+    /// the back of `ready` by `plan_turn`).
     woken: RefCell<VecDeque<Ready>>,
     /// How many entries this turn still runs from the queue it is on.
     /// Entries queued meanwhile wait for the next turn, so timers and I/O
