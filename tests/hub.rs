@@ -799,13 +799,14 @@ fn a_spawn_flood_does_not_hold_up_a_sleeper() {
     });
 }
 
-/// The other way round: a flood of timer wakes does not starve a green
-/// thread that another green thread woke: after a turn cut short while it
-/// ran the hub's wakes, the next turn runs the green threads' queue first.
+/// The other way round: a green thread woken by another green thread while
+/// the hub runs a flood of timer wakes runs right after that batch, ahead of
+/// the wakes that came due meanwhile (the next turn runs the green threads'
+/// queue first).
 #[test]
 fn a_flood_of_timer_wakes_does_not_starve_green_threads() {
     bounded(|| {
-        const FLOOD: u32 = 20_000;
+        const WAVE: u32 = 10_000;
         let event = Rc::new(greenhub::sync::Event::new());
         let woke = Rc::new(Cell::new(0u32));
         let seen = Rc::new(Cell::new(None));
@@ -814,13 +815,17 @@ fn a_flood_of_timer_wakes_does_not_starve_green_threads() {
             ev.wait();
             se.set(Some(wk.get()));
         });
-        // Every flood thread parks on the same deadline; the hub is then
-        // held past it, so that all of them are woken in one turn.
-        let at = greenhub::now() + ms(500);
+        // Two waves of sleepers: the first all due at `a`, run as one batch
+        // (at least 50 ms of work); the second due at `b`, while the first
+        // batch still runs. The hub is held past `a`, so the first wave is
+        // due all at once.
+        let a = greenhub::now() + ms(500);
+        let b = a + ms(10);
         let parked = Rc::new(Cell::new(0u32));
-        let flood: Vec<_> = (0..FLOOD)
-            .map(|_| {
+        let flood: Vec<_> = (0..2 * WAVE)
+            .map(|i| {
                 let (ev, wk, pk) = (event.clone(), woke.clone(), parked.clone());
+                let at = if i < WAVE { a } else { b };
                 spawn(move || {
                     pk.set(pk.get() + 1);
                     greenhub::sleep_until(at);
@@ -830,18 +835,15 @@ fn a_flood_of_timer_wakes_does_not_starve_green_threads() {
                 })
             })
             .collect();
-        while parked.get() < FLOOD {
+        while parked.get() < 2 * WAVE {
             yield_now();
         }
-        assert!(greenhub::now() < at, "the flood parked in time");
-        std::thread::sleep(at.saturating_duration_since(greenhub::now()) + ms(1));
+        assert!(greenhub::now() < a, "the flood parked in time");
+        std::thread::sleep(a.saturating_duration_since(greenhub::now()) + ms(1));
         join_all(&flood);
         waiter.join().unwrap();
         let at = seen.get().expect("the waiter woke");
-        assert!(
-            at < FLOOD,
-            "the waiter waited for the whole flood of wakes ({at} woke)"
-        );
+        assert_eq!(at, WAVE, "the waiter ran after the first wave, before the second");
     });
 }
 
