@@ -74,7 +74,11 @@ pub(crate) fn slot(f: impl FnOnce() + 'static) -> Rc<CallSlot> {
 }
 
 /// Runs `f` on the hub as soon as possible: after what is already queued,
-/// before any timer due later.
+/// before any timer due later. The one exception is an overloaded hub: when
+/// a turn runs the queue for longer than its slice (about 250 us), the next
+/// turn runs the timers and I/O that came due first, so a flood of queued
+/// work cannot hold them up (as gevent bounds its callbacks by its switch
+/// interval).
 ///
 /// ```
 /// use std::cell::RefCell;
