@@ -265,9 +265,8 @@ impl<T: 'static> JoinHandle<T> {
     /// let err = h.join().unwrap_err();
     /// assert_eq!(err.panic_message(), Some("boom"));
     /// ```
-    pub fn join(mut self) -> Result<T, JoinError> {
-        self.wait_until(None);
-        self.take()
+    pub fn join(self) -> Result<T, JoinError> {
+        Join::join_now(self)
     }
 
     /// Like [`join`](JoinHandle::join), giving up after `timeout` with
@@ -287,30 +286,7 @@ impl<T: 'static> JoinHandle<T> {
     /// h.kill();
     /// ```
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<T, JoinError> {
-        if !self.wait_until(Some(Instant::now() + timeout)) {
-            return Err(JoinError::TimedOut);
-        }
-        self.take()
-    }
-
-    /// Parks until the green thread is dead or the deadline passes; returns
-    /// whether it is dead.
-    pub(crate) fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
-        wait_dead(&self.g, deadline)
-    }
-
-    fn take(&mut self) -> Result<T, JoinError> {
-        let outcome = match self.g.body.replace(Body::Done(None)) {
-            Body::Done(o) => o,
-            _ => unreachable!("greenhub: taking the result of a live green thread"),
-        };
-        match outcome {
-            None => Err(JoinError::AlreadyJoined),
-            Some(Outcome::Returned(v)) => Ok(core::downcast::<T>(v).unwrap_or_else(|_| unreachable!())),
-            Some(Outcome::Panicked(p)) => Err(JoinError::Panicked(p)),
-            Some(Outcome::Killed) => Err(JoinError::Killed),
-            Some(Outcome::NoStack(e)) => Err(JoinError::NoStack(e)),
-        }
+        Join::join_within(self, timeout)
     }
 }
 
@@ -403,6 +379,49 @@ fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
         }
     }
     true
+}
+
+/// How `join` and `join_timeout` go, for every kind of join handle
+/// (`JoinHandle` here, `thread::RemoteJoinHandle`): wait, then take the
+/// result, which can be taken once.
+pub(crate) trait Join<T>: Sized {
+    /// Waits until the result is in or `deadline` passes; whether it is in.
+    fn wait_until(&mut self, deadline: Option<Instant>) -> bool;
+
+    /// Takes the result; `AlreadyJoined` once taken.
+    fn take(&mut self) -> Result<T, JoinError>;
+
+    fn join_now(mut self) -> Result<T, JoinError> {
+        self.wait_until(None);
+        self.take()
+    }
+
+    fn join_within(&mut self, timeout: Duration) -> Result<T, JoinError> {
+        if !self.wait_until(Some(Instant::now() + timeout)) {
+            return Err(JoinError::TimedOut);
+        }
+        self.take()
+    }
+}
+
+impl<T: 'static> Join<T> for JoinHandle<T> {
+    fn wait_until(&mut self, deadline: Option<Instant>) -> bool {
+        wait_dead(&self.g, deadline)
+    }
+
+    fn take(&mut self) -> Result<T, JoinError> {
+        let outcome = match self.g.body.replace(Body::Done(None)) {
+            Body::Done(o) => o,
+            _ => unreachable!("greenhub: taking the result of a live green thread"),
+        };
+        match outcome {
+            None => Err(JoinError::AlreadyJoined),
+            Some(Outcome::Returned(v)) => Ok(core::downcast::<T>(v).unwrap_or_else(|_| unreachable!())),
+            Some(Outcome::Panicked(p)) => Err(JoinError::Panicked(p)),
+            Some(Outcome::Killed) => Err(JoinError::Killed),
+            Some(Outcome::NoStack(e)) => Err(JoinError::NoStack(e)),
+        }
+    }
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use crate::greenlet::core::KillUnwind;
 use crate::hub::remote::{Inbox, RemoteWait, RemoteWaker};
 use crate::hub::{self, Wake};
+use crate::task::Join;
 use crate::JoinError;
 
 /// The hub behind a [`HubHandle`] has stopped taking work.
@@ -262,9 +263,8 @@ impl<T: Send + 'static> RemoteJoinHandle<T> {
     /// # Blocking
     /// Parks the calling green thread (or blocks a plain OS thread) until
     /// the result is in.
-    pub fn join(mut self) -> Result<T, JoinError> {
-        self.wait_until(None);
-        self.take()
+    pub fn join(self) -> Result<T, JoinError> {
+        Join::join_now(self)
     }
 
     /// Like [`join`](RemoteJoinHandle::join), giving up after `timeout`
@@ -277,17 +277,16 @@ impl<T: Send + 'static> RemoteJoinHandle<T> {
     /// # Blocking
     /// As [`join`](RemoteJoinHandle::join), at most `timeout`.
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<T, JoinError> {
-        if !self.wait_until(Some(Instant::now() + timeout)) {
-            return Err(JoinError::TimedOut);
-        }
-        self.take()
+        Join::join_within(self, timeout)
     }
 
     /// Whether the result is in.
     pub fn is_finished(&self) -> bool {
         self.shared.done.load(Ordering::SeqCst)
     }
+}
 
+impl<T: Send + 'static> Join<T> for RemoteJoinHandle<T> {
     fn take(&mut self) -> Result<T, JoinError> {
         self.shared
             .result
