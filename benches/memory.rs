@@ -202,35 +202,15 @@ fn main() {
         table.add("  RSS with all parked", "MiB", &mib("rss_after_kib"), None);
         table.add("  RSS after all finished", "MiB", &mib("rss_end_kib"), None);
         table.add("  peak RSS", "MiB", &mib("hwm_kib"), None);
-        table.add(
-            "  mappings before spawning",
-            "maps",
-            &common::column(&reports, "maps_before"),
-            None,
-        );
-        table.add(
-            "  mappings with all parked",
-            "maps",
-            &common::column(&reports, "maps"),
-            None,
-        );
-        table.add(
-            "  spawn",
-            "ns/thread",
-            &common::column(&reports, "spawn_ns_per"),
-            None,
-        );
-        table.add(
-            "  start up to the park",
-            "ns/thread",
-            &common::column(&reports, "start_ns_per"),
-            None,
-        );
-        table.add(
-            "  drain after last deadline",
-            "ms",
-            &common::column(&reports, "drain_ms"),
-            None,
+        table.add_columns(
+            &reports,
+            &[
+                ("  mappings before spawning", "maps", "maps_before"),
+                ("  mappings with all parked", "maps", "maps"),
+                ("  spawn", "ns/thread", "spawn_ns_per"),
+                ("  start up to the park", "ns/thread", "start_ns_per"),
+                ("  drain after last deadline", "ms", "drain_ms"),
+            ],
         );
     }
     table.print(&mode.title("memory (one fresh process per round)"));

@@ -167,23 +167,13 @@ fn main() {
             &common::column(&r, "ns_per"),
             is_main.then_some(200.0),
         );
-        table.add(
-            "  of which spawn phase",
-            "ns/thread",
-            &common::column(&r, "spawn_ns_per"),
-            None,
-        );
-        table.add(
-            "  of which join_all phase (runs them)",
-            "ns/thread",
-            &common::column(&r, "run_ns_per"),
-            None,
-        );
-        table.add(
-            "  of which join-each phase",
-            "ns/thread",
-            &common::column(&r, "join_ns_per"),
-            None,
+        table.add_columns(
+            &r,
+            &[
+                ("  of which spawn phase", "ns/thread", "spawn_ns_per"),
+                ("  of which join_all phase (runs them)", "ns/thread", "run_ns_per"),
+                ("  of which join-each phase", "ns/thread", "join_ns_per"),
+            ],
         );
         let peak = mib(common::column(&r, "hwm_kib"));
         table.add("  peak RSS", "MiB", &peak, is_main.then_some(150.0));

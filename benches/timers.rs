@@ -266,32 +266,17 @@ fn main() {
         table.add("  p99 lateness", "ms", &ms("p99_us"), Some(2.0));
         table.add("  p99.9 lateness", "ms", &ms("p999_us"), None);
         table.add("  max lateness", "ms", &ms("max_us"), None);
-        table.add(
-            "  woke > 2 ms late",
-            "%",
-            &common::column(&reports, "over_2ms_pct"),
-            None,
+        table.add_columns(
+            &reports,
+            &[
+                ("  woke > 2 ms late", "%", "over_2ms_pct"),
+                ("  order inversions > 1 ms", "wake-ups", "inversions_1ms"),
+                ("  order inversions (any)", "wake-ups", "inversions_any"),
+                ("  spawn phase", "ms", "spawn_ms"),
+            ],
         );
-        table.add(
-            "  order inversions > 1 ms",
-            "wake-ups",
-            &common::column(&reports, "inversions_1ms"),
-            None,
-        );
-        table.add(
-            "  order inversions (any)",
-            "wake-ups",
-            &common::column(&reports, "inversions_any"),
-            None,
-        );
-        table.add("  spawn phase", "ms", &common::column(&reports, "spawn_ms"), None);
         if case == "gate" {
-            table.add(
-                "  start-up turn (to the gate)",
-                "ms",
-                &common::column(&reports, "start_ms"),
-                None,
-            );
+            table.add_columns(&reports, &[("  start-up turn (to the gate)", "ms", "start_ms")]);
             let margin = GATE_MARGIN.as_secs_f64() * 1e3;
             table.add(
                 "  gate-opening turn",

@@ -148,6 +148,14 @@ impl Table {
         });
     }
 
+    /// Adds one row per `(name, unit, key)`, from column `key` of the
+    /// children's reports, with no target.
+    pub fn add_columns(&mut self, reports: &[HashMap<String, f64>], rows: &[(&str, &'static str, &str)]) {
+        for &(name, unit, key) in rows {
+            self.add(name, unit, &column(reports, key), None);
+        }
+    }
+
     /// Prints the table: median, min, max, unit, target, and whether the
     /// median meets the target. Informational only: nothing fails.
     pub fn print(&self, title: &str) {
