@@ -205,20 +205,27 @@ fn panic_in_f_propagates_to_the_parent() {
     });
 }
 
+/// A started greenlet paused in a switch to its parent, which catches what
+/// unwinds there and returns "caught: <message>" (or "nothing caught").
+fn catcher() -> Greenlet {
+    let g = Greenlet::new(|(): ()| -> String {
+        match panic::catch_unwind(|| to_parent::<(), ()>(())) {
+            Ok(()) => "nothing caught".to_owned(),
+            Err(p) => format!("caught: {}", panic_message(&*p)),
+        }
+    });
+    g.switch::<(), ()>(());
+    g
+}
+
 #[test]
 fn panic_propagates_to_a_re_parented_parent() {
     bounded(|| {
-        let a = Greenlet::new(|(): ()| -> String {
-            match panic::catch_unwind(|| to_parent::<(), ()>(())) {
-                Ok(()) => "no panic".to_owned(),
-                Err(p) => format!("a caught: {}", panic_message(&*p)),
-            }
-        });
-        a.switch::<(), ()>(());
+        let a = catcher();
         let b = Greenlet::new(|(): ()| -> () { panic!("from b") });
         b.set_parent(&a);
         let out: String = b.switch(());
-        assert_eq!(out, "a caught: from b");
+        assert_eq!(out, "caught: from b");
     });
 }
 
@@ -404,15 +411,9 @@ fn throw_unwinds_at_the_paused_point_and_reaches_the_parent() {
 #[test]
 fn throw_caught_inside_the_greenlet() {
     bounded(|| {
-        let g = Greenlet::new(|(): ()| -> String {
-            match panic::catch_unwind(|| to_parent::<(), ()>(())) {
-                Ok(()) => "no throw".to_owned(),
-                Err(p) => format!("caught {}", panic_message(&*p)),
-            }
-        });
-        g.switch::<(), ()>(());
+        let g = catcher();
         let out: String = g.throw(Box::new("x"));
-        assert_eq!(out, "caught x");
+        assert_eq!(out, "caught: x");
     });
 }
 

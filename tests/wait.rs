@@ -295,15 +295,23 @@ fn gather_takes_as_long_as_the_slowest() {
     });
 }
 
+/// A green thread that sleeps for good, returning a `T` if it ever woke,
+/// and the flag its drop of a guard sets (when it is killed).
+fn long_sleeper<T: Default + 'static>() -> (JoinHandle<T>, Rc<Cell<bool>>) {
+    let dropped = flag();
+    let d = dropped.clone();
+    let h = spawn(move || {
+        let _g = SetOnDrop(d);
+        sleep(LONG);
+        T::default()
+    });
+    (h, dropped)
+}
+
 #[test]
 fn gather_cut_short_by_a_timeout_kills_the_rest() {
     bounded(|| {
-        let dropped = flag();
-        let d = dropped.clone();
-        let slow = spawn(move || {
-            let _g = SetOnDrop(d);
-            sleep(LONG)
-        });
+        let (slow, dropped) = long_sleeper::<()>();
         yield_now();
         assert!(with_timeout(ms(10), || gather([slow])).is_err());
         sleep(ms(5));
@@ -324,13 +332,7 @@ fn try_gather_returns_every_value_in_order() {
 #[test]
 fn try_gather_fails_fast_and_kills_the_rest() {
     bounded(|| {
-        let dropped = flag();
-        let d = dropped.clone();
-        let slow = spawn(move || {
-            let _g = SetOnDrop(d);
-            sleep(LONG);
-            0u64
-        });
+        let (slow, dropped) = long_sleeper::<u64>();
         let bad = spawn(|| {
             sleep(ms(5));
             panic!("first failure")
@@ -346,12 +348,7 @@ fn try_gather_fails_fast_and_kills_the_rest() {
 #[test]
 fn try_gather_cut_short_by_a_timeout_kills_the_rest() {
     bounded(|| {
-        let dropped = flag();
-        let d = dropped.clone();
-        let slow = spawn(move || {
-            let _g = SetOnDrop(d);
-            sleep(LONG)
-        });
+        let (slow, dropped) = long_sleeper::<()>();
         assert!(with_timeout(ms(10), || try_gather([slow])).is_err());
         sleep(ms(5));
         assert!(dropped.get());
