@@ -78,18 +78,7 @@ fn child_parked(n: u64, nap: Duration) {
     let done = join_all_timeout(&handles, nap + Duration::from_secs(60));
     let joined = Instant::now();
     let unfinished = n - done.len() as u64;
-    let mut failed = 0u64;
-    for h in handles {
-        if !h.is_finished() {
-            h.kill();
-        }
-        if let Err(e) = h.join() {
-            if failed == 0 {
-                println!("first join error: {e}");
-            }
-            failed += 1;
-        }
-    }
+    let failed = common::join_all_counting_failures(handles);
     let rss_end = status_kib("VmRSS").unwrap_or(0);
 
     let delta_bytes = (rss_after as f64 - rss_before as f64) * 1024.0;

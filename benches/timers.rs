@@ -135,18 +135,7 @@ fn child(case: &str, n: u64) {
     let done = join_all_timeout(&handles, Duration::from_secs(120));
     report("unfinished", (n - done.len() as u64) as f64);
     report("total_ms", t0.elapsed().as_secs_f64() * 1e3);
-    let mut failed = 0u64;
-    for h in handles {
-        if !h.is_finished() {
-            h.kill();
-        }
-        if let Err(e) = h.join() {
-            if failed == 0 {
-                println!("first join error: {e}");
-            }
-            failed += 1;
-        }
-    }
+    let failed = common::join_all_counting_failures(handles);
     report("failed", failed as f64);
 
     let log = LOG.with(|l| std::mem::take(&mut *l.borrow_mut()));

@@ -303,15 +303,15 @@ pub fn run_child(
     Ok(values)
 }
 
-/// Looks up a value a child reported.
-///
-/// # Errors
-/// When the child did not report `key`.
 /// Pulls `key` out of every report (NaN where a report lacks it).
 pub fn column(reports: &[HashMap<String, f64>], key: &str) -> Vec<f64> {
     reports.iter().map(|r| get(r, key).unwrap_or(f64::NAN)).collect()
 }
 
+/// Looks up a value a child reported.
+///
+/// # Errors
+/// When the child did not report `key`.
 pub fn get(values: &HashMap<String, f64>, key: &str) -> Result<f64, String> {
     values
         .get(key)
@@ -376,4 +376,22 @@ impl XorShift {
     pub fn below(&mut self, n: u64) -> u64 {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
+}
+
+/// Kills whichever of `handles` has not finished, joins them all and returns
+/// how many did not return a value, printing the first error.
+pub fn join_all_counting_failures<T: 'static>(handles: Vec<greenhub::JoinHandle<T>>) -> u64 {
+    let mut failed = 0u64;
+    for h in handles {
+        if !h.is_finished() {
+            h.kill();
+        }
+        if let Err(e) = h.join() {
+            if failed == 0 {
+                println!("first join error: {e}");
+            }
+            failed += 1;
+        }
+    }
+    failed
 }
