@@ -413,18 +413,14 @@ impl Hub {
                 if due.is_empty() {
                     return;
                 }
-                for a in due.range(..due.len().min(2 * BURST)) {
-                    crate::sys::prefetch(a.prefetch_addr());
-                }
+                prefetch_due(&due, 0..2 * BURST);
             }
             for fired in 1.. {
                 let action = {
                     let mut due = self.due.borrow_mut();
                     let action = due.pop_front();
                     if fired % BURST == 0 {
-                        for a in due.range(due.len().min(BURST)..due.len().min(2 * BURST)) {
-                            crate::sys::prefetch(a.prefetch_addr());
-                        }
+                        prefetch_due(&due, BURST..2 * BURST);
                     }
                     action
                 };
@@ -539,16 +535,23 @@ fn record_of(r: &Ready) -> Option<&Inner> {
     }
 }
 
-/// The entries of `ready` in `range`, clamped to its length.
-fn entries(ready: &VecDeque<Ready>, range: std::ops::Range<usize>) -> impl Iterator<Item = &Ready> {
-    let len = ready.len();
-    ready.range(range.start.min(len)..range.end.min(len))
+/// The entries of `queue` in `range`, clamped to its length.
+fn entries<T>(queue: &VecDeque<T>, range: std::ops::Range<usize>) -> impl Iterator<Item = &T> {
+    let len = queue.len();
+    queue.range(range.start.min(len)..range.end.min(len))
 }
 
 /// Prefetches the records (or callback slots) of the entries in `range`.
 fn prefetch_records(ready: &VecDeque<Ready>, range: std::ops::Range<usize>) {
     for r in entries(ready, range) {
         crate::sys::prefetch(r.0.as_ptr() as usize);
+    }
+}
+
+/// Prefetches what the due timers in `range` will touch.
+fn prefetch_due(due: &VecDeque<Action>, range: std::ops::Range<usize>) {
+    for a in entries(due, range) {
+        crate::sys::prefetch(a.prefetch_addr());
     }
 }
 

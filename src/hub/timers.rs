@@ -75,15 +75,6 @@ impl Timers {
             }
         }
     }
-
-    /// Removes and returns the earliest timer if it is due at `now`.
-    #[cfg(test)]
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Action> {
-        match self.map.first_entry() {
-            Some(e) if e.key().0 <= now => Some(e.remove()),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -120,9 +111,11 @@ mod tests {
             }
         }
         model.sort();
+        let mut out = VecDeque::new();
         for (ms, _, key) in &model {
             assert_eq!(t.next_deadline(), Some(base + Duration::from_millis(*ms)));
-            match t.pop_due(base + Duration::from_millis(60)) {
+            t.pop_due_into(base + Duration::from_millis(60), &mut out, 1);
+            match out.pop_front() {
                 Some(Action::Call(c)) => (c.take().expect("not run yet"))(),
                 _ => panic!("a due callback"),
             }
@@ -131,7 +124,8 @@ mod tests {
         let expected: Vec<u64> = model.iter().map(|m| m.1).collect();
         assert_eq!(*log.borrow(), expected, "deadline order, FIFO among equals");
         assert!(t.is_empty());
-        assert!(t.pop_due(base + Duration::from_secs(1)).is_none());
+        t.pop_due_into(base + Duration::from_secs(1), &mut out, 1);
+        assert!(out.is_empty());
     }
 
     /// `pop_due_into` takes at most `max`, earliest first, and leaves what
