@@ -34,6 +34,7 @@
 pub mod blocking;
 pub mod greenlet;
 pub mod hub;
+mod link;
 pub mod net;
 pub mod pool;
 pub mod runtime;

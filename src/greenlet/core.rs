@@ -194,6 +194,18 @@ pub(crate) struct Extra {
     /// Run on the green thread's own stack as its function ends (values of
     /// `sync::Local` are freed this way).
     pub(crate) on_exit: Vec<Box<dyn FnOnce()>>,
+    /// Callbacks of `JoinHandle::link`: handed to the hub as callbacks
+    /// when the green thread dies.
+    pub(crate) links: Vec<Box<dyn FnOnce()>>,
+    /// The green thread itself while `links` is not empty, for the
+    /// callback that runs them (a cycle, broken when it dies).
+    pub(crate) link_owner: Option<GRef>,
+    /// Its links are queued but have not all run: joiners wait for them,
+    /// so that every callback sees the outcome before a join takes it.
+    pub(crate) linking: bool,
+    /// The payload of `JoinHandle::kill_with`: a pending kill unwinds with
+    /// it instead of `KillUnwind`.
+    pub(crate) thrown: Option<Payload>,
 }
 
 /// The record of one green thread.
@@ -281,6 +293,12 @@ impl Inner {
         self.state.get() == State::Dead
     }
 
+    /// Dead, and its link callbacks (if any) have run: a join may take the
+    /// outcome now.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.is_dead() && !self.peek_extra(|e| e.is_some_and(|e| e.linking))
+    }
+
     pub(crate) fn is_started(&self) -> bool {
         self.started.get()
     }
@@ -319,6 +337,14 @@ impl Inner {
         hooks
     }
 
+    /// The payload `JoinHandle::kill_with` left, without creating `Extra`.
+    fn take_thrown(&self) -> Option<Payload> {
+        let mut extra = self.extra.take();
+        let thrown = extra.as_mut().and_then(|e| e.thrown.take());
+        self.extra.set(extra);
+        thrown
+    }
+
     pub(crate) fn name(&self) -> Option<String> {
         self.peek_extra(|e| e.and_then(|e| e.name.as_deref().map(str::to_owned)))
     }
@@ -347,7 +373,10 @@ impl Inner {
     fn throw_now(&self) {
         match self.throw.replace(THROW_NONE) {
             THROW_NONE => {}
-            THROW_KILL => panic::resume_unwind(Box::new(KillUnwind)),
+            THROW_KILL => match self.take_thrown() {
+                Some(payload) => panic::resume_unwind(payload),
+                None => panic::resume_unwind(Box::new(KillUnwind)),
+            },
             token => panic::resume_unwind(Box::new(TimeoutUnwind(token))),
         }
     }
@@ -365,16 +394,25 @@ impl Inner {
         self.state.set(State::Dead);
         self.wait.set(WaitState::Idle);
         self.seq.set(self.seq.get() + 1);
-        let joiners = match self.extra.take() {
-            Some(mut e) => {
-                let j = std::mem::take(&mut e.joiners);
-                self.extra.set(Some(e));
-                j
+        let mut extra = self.extra.take();
+        let (joiners, links) = match extra.as_mut() {
+            Some(e) if e.link_owner.is_some() => {
+                // Joiners wait until the links have run (see `linking`).
+                e.linking = true;
+                (
+                    Vec::new(),
+                    Some((std::mem::take(&mut e.links), e.link_owner.take())),
+                )
             }
-            None => Vec::new(),
+            Some(e) => (std::mem::take(&mut e.joiners), None),
+            None => (Vec::new(), None),
         };
+        self.extra.set(extra);
         for w in joiners {
             w.wake();
+        }
+        if let Some((links, Some(owner))) = links {
+            hub::callback::soon(Box::new(move || run_links(&owner, links)));
         }
     }
 
@@ -437,6 +475,22 @@ fn run_entry(entry: Entry, first: Msg) -> Outcome {
         }
     }
     outcome
+}
+
+/// The hub callback that runs a dead green thread's links, each on its own
+/// (one that panics does not stop the rest), then wakes its joiners.
+fn run_links(g: &GRef, links: Vec<Box<dyn FnOnce()>>) {
+    for f in links {
+        // A failing link must not keep joiners waiting; its panic was reported.
+        let _ = panic::catch_unwind(AssertUnwindSafe(f));
+    }
+    let joiners = g.with_extra(|e| {
+        e.linking = false;
+        std::mem::take(&mut e.joiners)
+    });
+    for w in joiners {
+        w.wake();
+    }
 }
 
 /// Runs `f` when the current green thread's function ends, on its own
