@@ -38,6 +38,7 @@ mod link;
 pub mod net;
 pub mod pool;
 pub mod runtime;
+pub mod select;
 pub mod server;
 pub mod signal;
 mod stack;

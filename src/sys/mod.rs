@@ -28,7 +28,8 @@
 //! - tests only: `resident_bytes()` here, `set_address_space_limit(bytes)`
 //!   in `unix.rs`.
 //!
-//! For the hub: `Poller` (`epoll.rs` on Linux).
+//! For the hub: `Poller` (`epoll.rs` on Linux); for `select.rs`,
+//! `poll_now(fds)` (unix.rs): which fds are ready, without waiting.
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -52,7 +53,7 @@ pub(crate) use other::{install_light_guard, light_guards_supported, mapping_coun
 pub(crate) use unix::set_address_space_limit;
 pub(crate) use unix::{
     abort, address_space_limit, discard, ensure_alt_stack, install_fault_handler, map_stack_region,
-    page_size, protect_guard, unmap, write_stderr,
+    page_size, poll_now, protect_guard, unmap, write_stderr,
 };
 
 // The poller (hub.rs): epoll on Linux.
