@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::panic;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState, MAX_STACK_SIZE};
+use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState};
 use crate::greenlet::gref::GRef;
 use crate::hub::{self, timers::Action, Ready, Wake};
 use crate::stack::DEFAULT_STACK_SIZE;
@@ -181,15 +181,7 @@ impl Builder {
     }
 
     fn make<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<GRef> {
-        if self.stack_size == 0 || self.stack_size > MAX_STACK_SIZE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "greenhub: stack size {} is not in 1..={MAX_STACK_SIZE}",
-                    self.stack_size
-                ),
-            ));
-        }
+        core::check_stack_size(self.stack_size)?;
         let entry = core::entry(move |_first: Msg| -> core::Value { Box::new(f()) });
         let g = GRef::new(Inner::new(Kind::Task, Some(entry), self.stack_size));
         if let Some(name) = self.name {

@@ -108,6 +108,17 @@ pub(crate) const STACK_UNIT: usize = 4096;
 /// The largest stack a green thread may have: 256 MiB less 4 KiB.
 pub(crate) const MAX_STACK_SIZE: usize = u16::MAX as usize * STACK_UNIT;
 
+/// `InvalidInput` unless `bytes` is a stack size a green thread can have.
+pub(crate) fn check_stack_size(bytes: usize) -> io::Result<()> {
+    if bytes == 0 || bytes > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("greenhub: stack size {bytes} is not in 1..={MAX_STACK_SIZE}"),
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
     /// Waiting for an explicit switch (this includes a greenlet not started yet).
