@@ -415,6 +415,20 @@ pub fn wait_timeout(signo: i32, timeout: Duration) -> io::Result<()> {
 
 /// A handler installed with [`on`]; dropping it (or [`cancel`]) removes it.
 ///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// let count = Rc::new(Cell::new(0));
+/// let c = count.clone();
+/// let handler = greenhub::signal::on(greenhub::signal::SIGUSR2, move || c.set(c.get() + 1)).unwrap();
+/// // SAFETY: raise only sends a signal to this process, whose handler is installed.
+/// unsafe { libc::raise(libc::SIGUSR2) };
+/// while count.get() == 0 {
+///     greenhub::sleep(std::time::Duration::from_millis(1));
+/// }
+/// drop(handler); // removed: SIGUSR2 is no longer handled here
+/// ```
+///
 /// [`cancel`]: SignalHandler::cancel
 #[must_use = "dropping the handle removes the handler at once"]
 pub struct SignalHandler {

@@ -50,9 +50,27 @@ use crate::{JoinError, JoinHandle};
 /// ```
 pub trait Waitable {
     /// Whether it is ready (a wait on it returns at once).
+    ///
+    /// ```
+    /// use greenhub::wait::Waitable;
+    /// let ev = greenhub::sync::Event::new();
+    /// assert!(!ev.is_ready());
+    /// ev.set();
+    /// assert!(ev.is_ready());
+    /// ```
     fn is_ready(&self) -> bool;
     /// Arranges for `waker` to be woken when it becomes ready (at once if it
     /// already is).
+    ///
+    /// ```
+    /// use greenhub::wait::Waitable;
+    /// use std::rc::Rc;
+    /// let ev = Rc::new(greenhub::sync::Event::new());
+    /// let setter = { let ev = ev.clone(); greenhub::spawn(move || ev.set()) };
+    /// let why = greenhub::hub::park(None, |w| ev.register(w));
+    /// assert_eq!(why, greenhub::Wake::Ready);
+    /// setter.join().unwrap();
+    /// ```
     fn register(&self, waker: &Waker);
 }
 
