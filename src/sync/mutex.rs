@@ -40,6 +40,14 @@ pub struct Mutex<T> {
 }
 
 /// Access to a [`Mutex`]'s value; dropping it unlocks.
+///
+/// ```
+/// let m = greenhub::sync::Mutex::new(vec![1]);
+/// let mut guard = m.lock();
+/// guard.push(2); // DerefMut to the value
+/// drop(guard); // unlocked
+/// assert_eq!(*m.lock(), [1, 2]);
+/// ```
 #[must_use = "dropping the guard unlocks at once"]
 pub struct MutexGuard<'a, T> {
     // Declared first so the borrow ends before the permit goes back.

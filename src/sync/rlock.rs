@@ -33,6 +33,13 @@ pub struct RLock<T> {
 }
 
 /// One level of an [`RLock`] hold; dropping the last one unlocks.
+///
+/// ```
+/// let lock = greenhub::sync::RLock::new(5);
+/// let outer = lock.lock();
+/// let inner = lock.lock(); // the owner may take it again
+/// assert_eq!(*inner + *outer, 10);
+/// ```
 #[must_use = "dropping the guard unlocks at once"]
 pub struct RLockGuard<'a, T> {
     lock: &'a RLock<T>,
