@@ -463,7 +463,9 @@ impl<S: Source> Shared<S> {
             h.kill();
         }
         // From a handler, these wait for and kill the other handlers.
-        self.handlers
+        // Whether they all ended in time or not, the kill below ends the rest.
+        let _ = self
+            .handlers
             .join_timeout(deadline.saturating_duration_since(Instant::now()));
         self.handlers.kill();
         self.finish();

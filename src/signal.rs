@@ -391,6 +391,7 @@ impl fmt::Debug for Signals {
 /// greenhub::spawn(|| signal::raise(SIGUSR1).unwrap());
 /// signal::wait(SIGUSR1).unwrap();
 /// ```
+#[doc(alias = "KeyboardInterrupt")]
 pub fn wait(signo: i32) -> io::Result<()> {
     Signals::new(signo)?.recv();
     Ok(())
@@ -459,6 +460,7 @@ pub struct SignalHandler {
 /// assert_eq!(hits.get(), 1);
 /// handler.cancel();
 /// ```
+#[doc(alias = "add_signal_handler")]
 pub fn on(signo: i32, f: impl FnMut() + 'static) -> io::Result<SignalHandler> {
     let sub = Subscription::new(signo)?;
     let id = HUB_SIGNALS.with(|h| {

@@ -328,6 +328,7 @@ impl<T: 'static> JoinHandle<T> {
     /// let err = h.join().unwrap_err();
     /// assert_eq!(err.panic_message(), Some("boom"));
     /// ```
+    #[doc(alias = "get")]
     pub fn join(self) -> Result<T, JoinError> {
         Join::join_now(self)
     }
@@ -637,6 +638,7 @@ pub fn join_all<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(handles: I
 /// slow.kill();
 /// ```
 #[doc(alias = "joinall")]
+#[must_use = "the indices of the finished ones tell whether the time ran out"]
 pub fn join_all_timeout<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(
     handles: I,
     timeout: Duration,

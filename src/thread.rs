@@ -198,6 +198,7 @@ impl fmt::Debug for HubHandle {
 /// hub.stop();
 /// assert!(hub.spawn(|| ()).is_err()); // stopped: no more work
 /// ```
+#[doc(alias = "new_event_loop")]
 pub fn spawn_hub(name: impl Into<String>) -> io::Result<HubHandle> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new().name(name.into()).spawn(move || {

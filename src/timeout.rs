@@ -55,6 +55,8 @@ impl From<Elapsed> for std::io::Error {
 /// let r = with_timeout(Duration::from_secs(5), || 42);
 /// assert_eq!(r, Ok(42));
 /// ```
+#[doc(alias = "Timeout")]
+#[doc(alias = "wait_for")]
 pub fn with_timeout<T>(timeout: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     with_deadline(Instant::now() + timeout, f)
 }
@@ -73,6 +75,7 @@ pub fn with_timeout<T>(timeout: Duration, f: impl FnOnce() -> T) -> Result<T, El
 /// let second = greenhub::with_deadline(deadline, || greenhub::sleep(Duration::from_secs(5)));
 /// assert_eq!(second, Err(greenhub::Elapsed)); // the same deadline, 20 ms later
 /// ```
+#[doc(alias = "Timeout")]
 pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let cur = core::current();
     let token = hub::with(|h| h.token());

@@ -1,7 +1,7 @@
 //! Waiting on several things at once (asyncio's `wait`, `as_completed`,
 //! `gather`; gevent's `iwait`, `joinall`).
 //!
-//! [`Waitable`] is what can be waited on: [`JoinHandle`](crate::JoinHandle)s,
+//! [`Waitable`] is what can be waited on: [`JoinHandle`]s,
 //! and the events and results of [`sync`](crate::sync).
 //!
 //! - [`wait_any`] / [`wait`]: park until one, `count`, or all are ready;
@@ -133,6 +133,7 @@ fn register_all<'a, W: Waitable + 'a>(items: impl IntoIterator<Item = &'a W>, wa
 /// assert_eq!(wait_any(&[&slow, &fast]), 1);
 /// slow.kill();
 /// ```
+#[doc(alias = "wait")]
 pub fn wait_any<W: Waitable>(items: &[W]) -> usize {
     assert!(
         !items.is_empty(),

@@ -277,6 +277,7 @@ impl Greenlet {
     /// g.switch::<(), ()>(());
     /// assert!(g.is_started());
     /// ```
+    #[doc(alias = "bool")]
     pub fn is_started(&self) -> bool {
         self.inner.is_started()
     }

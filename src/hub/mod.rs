@@ -815,6 +815,8 @@ impl fmt::Debug for Waker {
 /// let why = park(Some(Instant::now() + Duration::from_millis(5)), |_waker| {});
 /// assert_eq!(why, Wake::TimedOut);
 /// ```
+#[doc(alias = "wait")]
+#[doc(alias = "LoopExit")]
 pub fn park(deadline: Option<Instant>, register: impl FnOnce(&Waker)) -> Wake {
     match park_inner(deadline, register) {
         Ok(w) => w,
@@ -894,6 +896,8 @@ fn take_wake(msg: Msg) {
 /// greenhub::yield_now();
 /// assert!(h.is_finished());
 /// ```
+#[doc(alias = "sleep(0)")]
+#[doc(alias = "idle")]
 pub fn yield_now() {
     assert_can_block();
     let cur = core::current();

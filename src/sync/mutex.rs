@@ -34,6 +34,7 @@ use crate::Elapsed;
 /// greenhub::join_all(&hs);
 /// assert_eq!(*log.lock(), [0, 0, 1, 1, 2, 2]);
 /// ```
+#[doc(alias = "Lock")]
 pub struct Mutex<T> {
     permit: Permits,
     value: RefCell<T>,
@@ -103,6 +104,7 @@ impl<T> Mutex<T> {
     /// drop(held);
     /// assert!(m.try_lock().is_some());
     /// ```
+    #[must_use = "dropping the guard unlocks at once"]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         self.permit.try_acquire().map(|p| self.guard(p))
     }

@@ -367,6 +367,7 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
     /// assert_eq!(q.peek(), Some(1)); // smallest first
     /// assert_eq!(q.get().unwrap(), 1);
     /// ```
+    #[must_use]
     pub fn peek(&self) -> Option<T>
     where
         T: Clone,
@@ -515,6 +516,7 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
     /// q.put(1).unwrap();
     /// assert!(!q.join_timeout(std::time::Duration::from_millis(5)));
     /// ```
+    #[must_use = "false means items are still unfinished"]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_until(Some(Instant::now() + timeout))
     }

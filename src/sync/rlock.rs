@@ -95,6 +95,7 @@ impl<T> RLock<T> {
     /// let other = greenhub::spawn(move || l.try_lock().is_some());
     /// assert!(!other.join().unwrap());
     /// ```
+    #[must_use = "dropping the guard unlocks at once"]
     pub fn try_lock(&self) -> Option<RLockGuard<'_, T>> {
         let me = Greenlet::current().id();
         if self.reenter(me) {

@@ -229,6 +229,7 @@ impl Semaphore {
     /// let held = sem.try_acquire().unwrap();
     /// assert!(sem.try_acquire().is_none());
     /// ```
+    #[must_use = "dropping the permit returns it at once"]
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         self.permits.try_acquire()
     }

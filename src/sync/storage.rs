@@ -16,6 +16,7 @@ use super::queue::GenericQueue;
 /// q.put(2).unwrap();
 /// assert_eq!(q.get().unwrap(), 1);
 /// ```
+#[doc(alias = "JoinableQueue")]
 pub type Queue<T> = GenericQueue<T, Fifo<T>>;
 
 /// A LIFO queue (gevent's `LifoQueue`): the newest item comes out first.
