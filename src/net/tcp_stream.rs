@@ -4,7 +4,7 @@ use std::io;
 use std::net::{self, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr};
 
 use super::addr::{each_addr, ToSocketAddrs};
 use super::sock::Sock;
@@ -49,11 +49,7 @@ io_methods!(
 /// a non-blocking `connect`, then the I/O loop waits for writability and
 /// reads the outcome from `SO_ERROR`.
 fn connect_addr(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking(),
-        Some(Protocol::TCP),
-    )?;
+    let socket = crate::sys::stream_socket(Domain::for_address(addr), Some(Protocol::TCP))?;
     let inner = Sock::registered(net::TcpStream::from(socket))?;
     let target = SockAddr::from(addr);
     let mut started = false;

@@ -138,24 +138,26 @@ impl Poller {
     }
 }
 
-/// An eventfd: how other OS threads wake the hub's poller.
-pub(crate) struct EventFd {
+/// How other OS threads wake the hub's poller: an eventfd the poller
+/// watches. `Send + Sync`.
+pub(crate) struct Notifier {
     fd: OwnedFd,
 }
 
-impl EventFd {
-    pub(crate) fn new() -> io::Result<EventFd> {
+impl Poller {
+    /// A way for other OS threads to wake this poller: a fresh eventfd,
+    /// added with `token`. One per poller (the hub's inbox).
+    pub(crate) fn notifier(&self, token: u64) -> io::Result<Notifier> {
         // SAFETY: eventfd takes no pointers; the result is checked.
         let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(EventFd { fd })
+        self.add(fd.as_raw_fd(), token)?;
+        Ok(Notifier { fd })
     }
+}
 
-    pub(crate) fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-
+impl Notifier {
     /// Makes the fd readable (from any thread). A full counter (EAGAIN)
     /// means it is readable already, which is all a notify needs.
     pub(crate) fn notify(&self) {
