@@ -34,9 +34,11 @@
 pub mod blocking;
 pub mod greenlet;
 pub mod hub;
+mod link;
 pub mod net;
 pub mod pool;
 pub mod runtime;
+pub mod select;
 pub mod server;
 pub mod signal;
 mod stack;

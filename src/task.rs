@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::panic;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState, MAX_STACK_SIZE};
+use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState};
 use crate::greenlet::gref::GRef;
 use crate::hub::{self, timers::Action, Ready, Wake};
 use crate::stack::DEFAULT_STACK_SIZE;
@@ -181,15 +181,7 @@ impl Builder {
     }
 
     fn make<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<GRef> {
-        if self.stack_size == 0 || self.stack_size > MAX_STACK_SIZE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "greenhub: stack size {} is not in 1..={MAX_STACK_SIZE}",
-                    self.stack_size
-                ),
-            ));
-        }
+        core::check_stack_size(self.stack_size)?;
         let entry = core::entry(move |_first: Msg| -> core::Value { Box::new(f()) });
         let g = GRef::new(Inner::new(Kind::Task, Some(entry), self.stack_size));
         if let Some(name) = self.name {
@@ -246,7 +238,7 @@ pub fn current_name() -> Option<String> {
 /// std::thread::spawn(move || h.join()); // JoinHandle is not Send
 /// ```
 pub struct JoinHandle<T> {
-    g: GRef,
+    pub(crate) g: GRef,
     _t: PhantomData<T>,
 }
 
@@ -314,6 +306,89 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// Delivers a kill and returns at once, before the target has unwound
+    /// (tokio's `abort`, gevent's `kill(block=False)`): the target unwinds
+    /// when the hub next runs it. Join (or [`kill`](JoinHandle::kill)) to
+    /// wait for its cleanup. Otherwise as [`kill`](JoinHandle::kill).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
+    /// greenhub::yield_now();
+    /// h.kill_nowait();
+    /// assert!(!h.is_finished()); // not unwound yet
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    #[doc(alias = "abort")]
+    pub fn kill_nowait(&self) {
+        self.request_kill();
+    }
+
+    /// Kills the green thread and waits at most `timeout` for it to unwind
+    /// (gevent's `kill(timeout=)`); returns whether it is dead (and its
+    /// [`link`](JoinHandle::link)s have run). A target still unwinding (its
+    /// destructors block, or it caught the kill) goes on unwinding.
+    ///
+    /// # Blocking
+    /// Parks the caller until the target has unwound or the time runs out
+    /// (not at all inside a hub callback: it returns whether it is dead).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
+    /// greenhub::yield_now();
+    /// assert!(h.kill_timeout(Duration::from_secs(5)));
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    #[must_use = "false means the green thread is still unwinding"]
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
+        if self.request_kill() && hub::try_can_block() {
+            return wait_dead(&self.g, Some(Instant::now() + timeout));
+        }
+        self.g.is_settled()
+    }
+
+    /// Kills the green thread with `payload` as the panic it unwinds with
+    /// (gevent's `kill(exception=...)`): uncaught, `join` returns
+    /// [`JoinError::Panicked`] carrying it. A green thread that has not
+    /// started never runs, and ends with the same error. Waits like
+    /// [`kill`](JoinHandle::kill). Does nothing to a finished green thread;
+    /// a kill already on its way wins.
+    ///
+    /// # Blocking
+    /// Parks the caller until the target has unwound.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// #[derive(Debug, PartialEq)]
+    /// struct Shutdown(u8);
+    /// let h = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
+    /// greenhub::yield_now();
+    /// h.kill_with(Shutdown(3));
+    /// let payload = h.join().unwrap_err().into_panic();
+    /// assert_eq!(payload.downcast_ref::<Shutdown>(), Some(&Shutdown(3)));
+    /// ```
+    #[doc(alias = "throw")]
+    pub fn kill_with(&self, payload: impl Any + Send) {
+        let g = &self.g;
+        if g.is_dead() || g.throw.get() == core::THROW_KILL {
+            return self.kill();
+        }
+        let payload: Box<dyn Any + Send> = Box::new(payload);
+        if !g.is_started() {
+            let old = g.body.replace(Body::Done(Some(Outcome::Panicked(payload))));
+            g.started.set(true);
+            g.die();
+            drop(old);
+            return;
+        }
+        if std::ptr::eq(core::current_ptr(), GRef::as_ptr(g)) {
+            panic::resume_unwind(payload);
+        }
+        g.with_extra(|e| e.thrown = Some(payload));
+        self.kill();
+    }
+
     /// Delivers a kill without waiting for it to land; returns whether the
     /// green thread is still unwinding (false: dead already, or never ran).
     pub(crate) fn request_kill(&self) -> bool {
@@ -365,16 +440,17 @@ impl<T> crate::wait::Waitable for JoinHandle<T> {
     }
 }
 
-/// Parks until `g` is dead or `deadline` passes; returns whether it is dead.
-fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
-    while !g.is_dead() {
+/// Parks until `g` is dead (and its links have run) or `deadline` passes;
+/// returns whether it is.
+pub(crate) fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
+    while !g.is_settled() {
         let why = hub::park(deadline, |w| {
             g.with_extra(|e| {
                 e.joiners.retain(hub::Waker::is_waiting);
                 e.joiners.push(w.clone());
             })
         });
-        if why == Wake::TimedOut && !g.is_dead() {
+        if why == Wake::TimedOut && !g.is_settled() {
             return false;
         }
     }

@@ -519,6 +519,50 @@ pub fn kill_all<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(handles: I
     }
 }
 
+/// Delivers a kill to every green thread in `handles` and returns at once,
+/// before they unwind (as [`JoinHandle::kill_nowait`]).
+///
+/// ```
+/// use std::time::Duration;
+/// let hs: Vec<_> = (0..3).map(|_| greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)))).collect();
+/// greenhub::yield_now();
+/// greenhub::wait::kill_all_nowait(&hs);
+/// assert!(hs.iter().all(|h| !h.is_finished()));
+/// greenhub::join_all(&hs);
+/// ```
+#[doc(alias = "killall")]
+pub fn kill_all_nowait<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(handles: I) {
+    for h in handles {
+        h.kill_nowait();
+    }
+}
+
+/// Like [`kill_all`], waiting at most `timeout` for the targets to unwind
+/// (gevent's `killall(timeout=)`); returns whether all are dead.
+///
+/// # Blocking
+/// Parks the current green thread until each target has unwound or the time
+/// runs out (not inside a hub callback).
+///
+/// ```
+/// use std::time::Duration;
+/// let hs: Vec<_> = (0..3).map(|_| greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)))).collect();
+/// greenhub::yield_now();
+/// assert!(greenhub::wait::kill_all_timeout(&hs, Duration::from_secs(5)));
+/// ```
+#[doc(alias = "killall")]
+#[must_use = "false means some green threads are still unwinding"]
+pub fn kill_all_timeout<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(
+    handles: I,
+    timeout: Duration,
+) -> bool {
+    let unwinding: Vec<&JoinHandle<T>> = handles.into_iter().filter(|h| h.request_kill()).collect();
+    if !crate::hub::try_can_block() {
+        return unwinding.iter().all(|h| h.is_finished());
+    }
+    crate::join_all_timeout(unwinding.iter().copied(), timeout).len() == unwinding.len()
+}
+
 /// Green threads to kill if the code waiting for them goes away (a kill or
 /// timeout unwinding it, or an early drop).
 pub(crate) struct KillOnDrop<T: 'static>(pub(crate) VecDeque<JoinHandle<T>>);

@@ -114,6 +114,40 @@ impl Greenlet {
     /// assert_eq!(g.switch::<_, usize>("four"), 4);
     /// ```
     pub fn new<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(f: F) -> Greenlet {
+        Greenlet::build(f, crate::stack::DEFAULT_STACK_SIZE)
+    }
+
+    /// Like [`new`](Greenlet::new), with a usable stack of `bytes` (rounded
+    /// up to whole pages) instead of
+    /// [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE), for a function
+    /// with deep recursion or large locals (spawned green threads take
+    /// theirs from [`Builder::stack_size`](crate::Builder::stack_size)).
+    ///
+    /// # Errors
+    /// `InvalidInput` if `bytes` is 0 or over 256 MiB less 4 KiB. The stack
+    /// itself is mapped on the first switch; if none can be had then, that
+    /// switch panics with the reason.
+    ///
+    /// ```
+    /// use greenhub::Greenlet;
+    /// fn depth(n: u32) -> u32 {
+    ///     let pad = std::hint::black_box([0u8; 1024]); // 1 KiB a frame
+    ///     if n == 0 { u32::from(pad[0]) } else { 1 + depth(n - 1) }
+    /// }
+    /// // About 1 MiB of frames: far beyond the default stack.
+    /// let g = Greenlet::with_stack_size(4 << 20, |n: u32| depth(n)).unwrap();
+    /// assert_eq!(g.switch::<u32, u32>(1000), 1000);
+    /// assert!(Greenlet::with_stack_size(0, |(): ()| ()).is_err());
+    /// ```
+    pub fn with_stack_size<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(
+        bytes: usize,
+        f: F,
+    ) -> io::Result<Greenlet> {
+        core::check_stack_size(bytes)?;
+        Ok(Greenlet::build(f, bytes))
+    }
+
+    fn build<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(f: F, stack_size: usize) -> Greenlet {
         let entry = core::entry(move |first: Msg| -> core::Value {
             let arg = match first {
                 Msg::Value(v) => match core::downcast::<A>(v) {
@@ -127,11 +161,7 @@ impl Greenlet {
             };
             Box::new(f(arg))
         });
-        let inner = GRef::new(Inner::new(
-            Kind::Greenlet,
-            Some(entry),
-            crate::stack::DEFAULT_STACK_SIZE,
-        ));
+        let inner = GRef::new(Inner::new(Kind::Greenlet, Some(entry), stack_size));
         inner.with_extra(|e| e.parent = Some(core::current()));
         Greenlet { inner }
     }

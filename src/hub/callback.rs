@@ -73,6 +73,15 @@ pub(crate) fn slot(f: impl FnOnce() + 'static) -> Rc<CallSlot> {
     })
 }
 
+/// Queues a boxed callback on this OS thread's hub, if it still exists
+/// (a green thread can die while the hub is torn down).
+pub(crate) fn soon(f: Box<dyn FnOnce()>) {
+    let slot = Rc::new(CallSlot {
+        f: Cell::new(Some(f)),
+    });
+    let _ = super::try_with(|h| h.push(Ready::call(slot)));
+}
+
 /// Runs `f` on the hub as soon as possible: after what is already queued,
 /// before any timer due later. The one exception is an overloaded hub: when
 /// a turn runs the queue for longer than its slice (about 250 us), the next

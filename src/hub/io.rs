@@ -152,29 +152,33 @@ impl Registration {
             token: self.token,
             dir,
         };
-        let why = park(deadline, |w| {
-            with(|h| {
-                let mut t = h.io.borrow_mut();
-                if let Some(slot) = t.slot(self.token) {
-                    let place = match dir {
-                        Direction::Read => &mut slot.reader,
-                        Direction::Write => &mut slot.writer,
-                    };
-                    assert!(
-                        place.as_ref().is_none_or(|old| !old.is_waiting()),
-                        "greenhub: two green threads wait to {} the same fd at once",
-                        if dir == Direction::Read { "read" } else { "write" }
-                    );
-                    *place = Some(w.clone());
-                    t.waiting += 1;
-                }
-            })
-        });
+        let why = park(deadline, |w| self.arm(dir, w));
         drop(guard);
         match why {
             Wake::Ready => Ok(()),
             Wake::TimedOut => Err(io::Error::from(io::ErrorKind::TimedOut)),
         }
+    }
+
+    /// Puts `w` in the fd's reader or writer slot, for the park under way
+    /// (a `Parked` guard takes it out when the park ends).
+    fn arm(&self, dir: Direction, w: &Waker) {
+        with(|h| {
+            let mut t = h.io.borrow_mut();
+            if let Some(slot) = t.slot(self.token) {
+                let place = match dir {
+                    Direction::Read => &mut slot.reader,
+                    Direction::Write => &mut slot.writer,
+                };
+                assert!(
+                    place.as_ref().is_none_or(|old| !old.is_waiting()),
+                    "greenhub: two green threads wait to {} the same fd at once",
+                    if dir == Direction::Read { "read" } else { "write" }
+                );
+                *place = Some(w.clone());
+                t.waiting += 1;
+            }
+        })
     }
 
     /// Notes that a stream read came back short: the receive buffer is
@@ -212,6 +216,20 @@ impl Registration {
             self.wait(dir, deadline)?;
         }
     }
+}
+
+/// Parks until any of `fds` may be ready for its direction, or `deadline`
+/// passes: one park, its waker in every fd's slot (`select.rs`).
+pub(crate) fn wait_any(fds: &[(&Registration, Direction)], deadline: Option<Instant>) -> Wake {
+    let _guards: Vec<Parked> = fds
+        .iter()
+        .map(|&(r, dir)| Parked { token: r.token, dir })
+        .collect();
+    park(deadline, |w| {
+        for &(r, dir) in fds {
+            r.arm(dir, w);
+        }
+    })
 }
 
 impl Drop for Registration {

@@ -310,6 +310,44 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
         }
     }
 
+    /// Runs `f` on the item the next [`get`](GenericQueue::get) would take,
+    /// without taking it (gevent's `peek(block=False)`); `None` if the queue
+    /// holds none. Never parks. The item is borrowed for the length of `f`,
+    /// which must not touch the queue (it would panic: the queue is
+    /// borrowed). A [`Channel`](super::Channel) stores no items, so it has
+    /// none to show; an item offered by a parked putter of a full bounded
+    /// queue is not shown either, only stored ones.
+    ///
+    /// ```
+    /// let q = greenhub::sync::Queue::new();
+    /// assert_eq!(q.peek_with(|s: &String| s.len()), None);
+    /// q.put(String::from("first")).unwrap();
+    /// q.put(String::from("second")).unwrap();
+    /// assert_eq!(q.peek_with(|s| s.len()), Some(5));
+    /// assert_eq!(q.len(), 2); // nothing taken
+    /// ```
+    #[doc(alias = "peek_nowait")]
+    pub fn peek_with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.items.borrow().peek().map(f)
+    }
+
+    /// A clone of the item the next [`get`](GenericQueue::get) would take,
+    /// as [`peek_with`](GenericQueue::peek_with); `None` if there is none.
+    ///
+    /// ```
+    /// let q = greenhub::sync::PriorityQueue::new();
+    /// q.put(3).unwrap();
+    /// q.put(1).unwrap();
+    /// assert_eq!(q.peek(), Some(1)); // smallest first
+    /// assert_eq!(q.get().unwrap(), 1);
+    /// ```
+    pub fn peek(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.peek_with(T::clone)
+    }
+
     fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetError> {
         loop {
             match self.try_get() {

@@ -63,6 +63,8 @@ pub(crate) mod sealed {
         /// Puts back an item that was taken but not delivered, so that it
         /// comes out next again.
         fn unpop(&mut self, item: T);
+        /// The item `pop` would take next.
+        fn peek(&self) -> Option<&T>;
         fn len(&self) -> usize;
     }
 }
@@ -135,6 +137,9 @@ impl<T> sealed::Ops<T> for Fifo<T> {
     fn unpop(&mut self, item: T) {
         self.0.push_front(item);
     }
+    fn peek(&self) -> Option<&T> {
+        self.0.front()
+    }
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -149,6 +154,9 @@ impl<T> sealed::Ops<T> for Rendezvous<T> {
     }
     fn unpop(&mut self, item: T) {
         self.0.unpop(item);
+    }
+    fn peek(&self) -> Option<&T> {
+        self.0.peek()
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -165,6 +173,9 @@ impl<T> sealed::Ops<T> for Lifo<T> {
     fn unpop(&mut self, item: T) {
         self.0.push(item);
     }
+    fn peek(&self) -> Option<&T> {
+        self.0.last()
+    }
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -179,6 +190,9 @@ impl<T: Ord> sealed::Ops<T> for Priority<T> {
     }
     fn unpop(&mut self, item: T) {
         self.push(item);
+    }
+    fn peek(&self) -> Option<&T> {
+        self.0.peek().map(|Reverse(x)| x)
     }
     fn len(&self) -> usize {
         self.0.len()
