@@ -29,7 +29,13 @@ pub(crate) struct Event {
     /// The peer hung up (or an error is pending): reads reach EOF or the
     /// error without further events.
     pub(crate) hangup: bool,
+    /// An error the poller took off the socket: never here (epoll leaves
+    /// it for the next operation); see `kqueue.rs`.
+    pub(crate) error: i32,
 }
+
+/// Whether events may carry an `error` taken off the socket: not on epoll.
+pub(crate) const TAKES_SOCKET_ERRORS: bool = false;
 
 /// How many events one wait takes at most; more wait for the next turn.
 /// 1024 (12 KiB, on the root stack, where the hub runs): a server with a
@@ -94,6 +100,7 @@ impl Poller {
                 readable: failed || bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) != 0,
                 writable: failed || bits & libc::EPOLLOUT != 0,
                 hangup: failed || bits & libc::EPOLLRDHUP != 0,
+                error: 0,
             });
         }
     }

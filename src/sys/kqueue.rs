@@ -82,10 +82,13 @@ pub(crate) struct Poller {
     /// Shared with the `Notifier`, which other OS threads use: the kqueue
     /// closes when the last of them goes.
     kq: Arc<OwnedFd>,
-    /// `added[fd]`: `fd` is watched (added and not deleted since), so that a
-    /// second `add` answers `EEXIST` as epoll does, instead of replacing
-    /// the first registration's token.
-    added: RefCell<Vec<bool>>,
+    /// `added[fd]`: the token `fd` is watched with (added and not deleted
+    /// since), so that a second `add` answers `EEXIST` as epoll does,
+    /// instead of replacing the first registration's token; and so that a
+    /// wait that may have lost events can wake every fd (see `wait`).
+    added: RefCell<Vec<Option<u64>>>,
+    /// The notifier's token, for the same reason.
+    notifier_token: std::cell::Cell<Option<u64>>,
 }
 
 /// Readiness reported for one registered fd.
@@ -100,13 +103,35 @@ pub(crate) struct Event {
     /// The peer hung up (or an error is pending): reads reach EOF or the
     /// error without further events.
     pub(crate) hangup: bool,
+    /// An error the poller took off the socket to report it (0: none); the
+    /// fd's next operation must return it, as the socket no longer will.
+    /// Only libkqueue does this (it reads `SO_ERROR`, which clears it on
+    /// Linux); a kernel kqueue copies the error and leaves it in place.
+    pub(crate) error: i32,
 }
+
+/// Whether events may carry an `error` taken off the socket (see
+/// `Event::error`), so the hub must check for one before each operation.
+pub(crate) const TAKES_SOCKET_ERRORS: bool = cfg!(target_os = "linux");
 
 /// How many events one wait takes at most; more wait for the next turn.
 /// kqueue reports read and write separately, so 1024 events cover about
 /// 512 busy fds a turn; the buffer (32 KiB, 64 KiB with FreeBSD's `ext`)
 /// is on the hub's OS-thread stack and left uninitialised.
+#[cfg(not(target_os = "linux"))]
 const EVENTS: usize = 1024;
+/// libkqueue caps a wait at 512 events (its `MAX_KEVENT`), so ask for no
+/// more, and a full answer is recognised as one (see `wait`).
+#[cfg(target_os = "linux")]
+const EVENTS: usize = 512;
+
+/// Whether a full answer may have lost events. libkqueue asks epoll for as
+/// many events as there are slots, but one epoll event for a fd that is
+/// readable and writable becomes two kevents; when the slots run out it
+/// drops the rest, and with `EV_CLEAR` (epoll's `EPOLLET` underneath) a
+/// dropped edge never comes back. A kernel kqueue keeps what does not fit
+/// for the next wait.
+const FULL_MAY_LOSE: bool = cfg!(target_os = "linux");
 
 /// The `EVFILT_USER` identifier of the cross-thread wake (user events have
 /// their own identifier space, apart from fds).
@@ -189,19 +214,24 @@ impl Poller {
         Ok(Poller {
             kq: Arc::new(kq),
             added: RefCell::new(Vec::new()),
+            notifier_token: std::cell::Cell::new(None),
         })
     }
 
     /// Adds `fd` with read and write interest, edge-triggered.
     pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
         let index = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-        if self.added.borrow().get(index).copied().unwrap_or(false) {
+        if self.added.borrow().get(index).is_some_and(Option::is_some) {
             return Err(io::Error::from_raw_os_error(libc::EEXIST));
         }
         let flags = ffi::EV_ADD | ffi::EV_CLEAR | ffi::EV_RECEIPT;
+        // Write first: libkqueue builds the fd's epoll mask from the filter
+        // added first plus the in/out bit of the second, so read first
+        // would lose EPOLLRDHUP, and with it the EV_EOF of a FIN that
+        // arrives with data (a kernel kqueue does not care about order).
         let changes = [
-            change(index, ffi::EVFILT_READ, flags, 0, token),
             change(index, ffi::EVFILT_WRITE, flags, 0, token),
+            change(index, ffi::EVFILT_READ, flags, 0, token),
         ];
         if let Err(e) = apply(self.kq.as_raw_fd(), &changes) {
             // One filter may have been added before the other failed.
@@ -210,9 +240,9 @@ impl Poller {
         }
         let mut added = self.added.borrow_mut();
         if added.len() <= index {
-            added.resize(index + 1, false);
+            added.resize(index + 1, None);
         }
-        added[index] = true;
+        added[index] = Some(token);
         Ok(())
     }
 
@@ -221,7 +251,7 @@ impl Poller {
     pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
         let index = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
         if let Some(added) = self.added.borrow_mut().get_mut(index) {
-            *added = false;
+            *added = None;
         }
         self.remove_filters(index)
     }
@@ -241,6 +271,7 @@ impl Poller {
         let flags = ffi::EV_ADD | ffi::EV_CLEAR | ffi::EV_RECEIPT;
         let add = change(NOTIFY_IDENT, ffi::EVFILT_USER, flags, 0, token);
         apply(self.kq.as_raw_fd(), &[add])?;
+        self.notifier_token.set(Some(token));
         Ok(Notifier {
             kq: self.kq.clone(),
             token,
@@ -276,18 +307,26 @@ impl Poller {
             let token = ev.udata.addr() as u64;
             let error = ev.flags & ffi::EV_ERROR != 0;
             let eof = ev.flags & ffi::EV_EOF != 0;
+            // With EV_EOF, fflags holds the socket's pending error, if any.
+            let taken = if TAKES_SOCKET_ERRORS && eof {
+                ev.fflags as i32
+            } else {
+                0
+            };
             let event = match ev.filter {
                 ffi::EVFILT_READ => Event {
                     token,
                     readable: true,
-                    writable: error,
+                    writable: error || taken != 0,
                     hangup: eof || error,
+                    error: taken,
                 },
                 ffi::EVFILT_WRITE => Event {
                     token,
-                    readable: error,
+                    readable: error || taken != 0,
                     writable: true,
-                    hangup: error,
+                    hangup: error || taken != 0,
+                    error: taken,
                 },
                 // The notifier: the hub knows it by its token.
                 ffi::EVFILT_USER => Event {
@@ -295,10 +334,31 @@ impl Poller {
                     readable: true,
                     writable: false,
                     hangup: false,
+                    error: 0,
                 },
                 _ => continue,
             };
             on_event(event);
+        }
+        if FULL_MAY_LOSE && n == EVENTS {
+            self.wake_all(&mut on_event);
+        }
+    }
+
+    /// After a wait that may have lost events: reports every watched fd as
+    /// readable and writable, and the notifier as triggered. Readiness is
+    /// a hint, so a parked operation woken for nothing retries its syscall,
+    /// gets `EAGAIN` and parks again; one that lost its edge runs.
+    fn wake_all(&self, on_event: &mut impl FnMut(Event)) {
+        let tokens: Vec<u64> = self.added.borrow().iter().flatten().copied().collect();
+        for token in tokens.into_iter().chain(self.notifier_token.get()) {
+            on_event(Event {
+                token,
+                readable: true,
+                writable: true,
+                hangup: false,
+                error: 0,
+            });
         }
     }
 }

@@ -80,7 +80,7 @@ pub(crate) use unix::{
 #[cfg(all(target_os = "linux", not(feature = "kqueue-on-linux")))]
 mod epoll;
 #[cfg(all(target_os = "linux", not(feature = "kqueue-on-linux")))]
-pub(crate) use epoll::{Event, Notifier, Poller};
+pub(crate) use epoll::{Event, Notifier, Poller, TAKES_SOCKET_ERRORS};
 #[cfg(any(
     target_os = "macos",
     target_os = "freebsd",
@@ -92,7 +92,7 @@ mod kqueue;
     target_os = "freebsd",
     all(target_os = "linux", feature = "kqueue-on-linux")
 ))]
-pub(crate) use kqueue::{Event, Notifier, Poller};
+pub(crate) use kqueue::{Event, Notifier, Poller, TAKES_SOCKET_ERRORS};
 
 // Sockets (net/, runtime.rs): the same flags and options everywhere.
 mod net;
