@@ -94,6 +94,7 @@ impl<T: 'static> JoinHandle<T> {
     /// assert_eq!(h.value().as_deref(), Some("done"));
     /// assert_eq!(h.value().as_deref(), Some("done")); // still there
     /// ```
+    #[must_use]
     pub fn value(&self) -> Option<T>
     where
         T: Clone,

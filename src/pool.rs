@@ -140,6 +140,7 @@ impl Pool {
     /// pool.kill();
     /// assert!(pool.wait_available_timeout(Duration::ZERO));
     /// ```
+    #[must_use = "false means no place came free in time"]
     pub fn wait_available_timeout(&self, timeout: Duration) -> bool {
         self.slots.wait_available(Some(Instant::now() + timeout))
     }
@@ -378,6 +379,7 @@ impl Pool {
     /// assert!(!pool.join_timeout(Duration::from_millis(5)));
     /// pool.kill();
     /// ```
+    #[must_use = "false means members are still running"]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.group.join_timeout(timeout)
     }

@@ -25,6 +25,16 @@ use crate::sys;
 
 /// Which fds [`select`] found ready, as indices into the slices it was
 /// given, in order. Both empty when the timeout passed first.
+///
+/// ```
+/// use std::io::Write;
+/// use std::os::fd::AsFd;
+/// let (a, _a_tx) = std::io::pipe().unwrap();
+/// let (b, mut b_tx) = std::io::pipe().unwrap();
+/// b_tx.write_all(b"x").unwrap();
+/// let got = greenhub::select::select(&[a.as_fd(), b.as_fd()], &[b_tx.as_fd()], None).unwrap();
+/// assert_eq!(got, greenhub::select::Selected { readable: vec![1], writable: vec![0] });
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selected {
     /// Indices into `read` of the fds ready to read (or at end of file, hung

@@ -14,6 +14,17 @@ use crate::hub::{self, timers::Action, Ready, Wake};
 use crate::stack::DEFAULT_STACK_SIZE;
 
 /// Why [`JoinHandle::join`] has no value to return.
+///
+/// ```
+/// use greenhub::JoinError;
+/// let h = greenhub::spawn(|| greenhub::sleep(std::time::Duration::from_secs(60)));
+/// greenhub::yield_now();
+/// h.kill();
+/// match h.join() {
+///     Err(JoinError::Killed) => {}
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[non_exhaustive]
 pub enum JoinError {
     /// The green thread panicked; this is the panic's payload.
@@ -34,11 +45,22 @@ pub enum JoinError {
 
 impl JoinError {
     /// Whether the green thread panicked.
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { panic!("oops") });
+    /// assert!(h.join().unwrap_err().is_panic());
+    /// ```
     pub fn is_panic(&self) -> bool {
         matches!(self, JoinError::Panicked(_))
     }
 
     /// Whether the green thread was killed.
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| ());
+    /// h.kill(); // before it ran: it never will
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
     pub fn is_killed(&self) -> bool {
         matches!(self, JoinError::Killed)
     }
@@ -47,6 +69,13 @@ impl JoinError {
     ///
     /// # Panics
     /// If the error is not [`JoinError::Panicked`].
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { std::panic::panic_any(7u32) });
+    /// let payload = h.join().unwrap_err().into_panic();
+    /// assert_eq!(payload.downcast_ref::<u32>(), Some(&7));
+    /// // or: std::panic::resume_unwind(payload) to re-raise it here
+    /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send> {
         match self {
             JoinError::Panicked(p) => p,
@@ -55,6 +84,11 @@ impl JoinError {
     }
 
     /// The panic message, when the payload is a string.
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { panic!("code {}", 42) });
+    /// assert_eq!(h.join().unwrap_err().panic_message(), Some("code 42"));
+    /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match self {
             JoinError::Panicked(p) => p
@@ -125,6 +159,11 @@ impl Default for Builder {
 impl Builder {
     /// A builder with no name and the default stack size
     /// ([`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE)).
+    ///
+    /// ```
+    /// let h = greenhub::Builder::new().spawn(|| 1).unwrap();
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// ```
     pub fn new() -> Builder {
         Builder {
             name: None,
@@ -133,12 +172,26 @@ impl Builder {
     }
 
     /// Names the green thread (shown in stack overflow reports and `Debug`).
+    ///
+    /// ```
+    /// let h = greenhub::Builder::new().name("fetcher").spawn(|| ()).unwrap();
+    /// assert_eq!(h.name().as_deref(), Some("fetcher"));
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
         self
     }
 
     /// Sets the usable stack size in bytes (rounded up to whole pages).
+    ///
+    /// ```
+    /// fn depth(n: u32) -> u32 {
+    ///     let pad = std::hint::black_box([0u8; 1024]);
+    ///     if n == 0 { u32::from(pad[0]) } else { 1 + depth(n - 1) }
+    /// }
+    /// let h = greenhub::Builder::new().stack_size(4 << 20).spawn(|| depth(1000)).unwrap();
+    /// assert_eq!(h.join().unwrap(), 1000);
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
         self
@@ -151,6 +204,11 @@ impl Builder {
     /// `InvalidInput` if the stack size is 0 or over 256 MiB less 4 KiB. The stack itself
     /// is bound when the green thread first runs; if none can be had then,
     /// `join` returns [`JoinError::NoStack`].
+    ///
+    /// ```
+    /// let err = greenhub::Builder::new().stack_size(0).spawn(|| ()).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
         let g = self.make(f)?;
         g.state.set(State::Scheduled);
@@ -162,6 +220,13 @@ impl Builder {
     ///
     /// # Errors
     /// As [`spawn`](Builder::spawn).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = greenhub::Builder::new().name("later").spawn_later(Duration::from_millis(5), || 3).unwrap();
+    /// assert!(!h.is_finished());
+    /// assert_eq!(h.join().unwrap(), 3);
+    /// ```
     pub fn spawn_later<T: 'static>(
         self,
         delay: Duration,
@@ -223,6 +288,12 @@ pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static)
 }
 
 /// The name of the running green thread, if it has one.
+///
+/// ```
+/// assert_eq!(greenhub::current_name(), None); // the main green thread
+/// let h = greenhub::Builder::new().name("named").spawn(greenhub::current_name).unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("named"));
+/// ```
 pub fn current_name() -> Option<String> {
     core::current().name()
 }
@@ -257,6 +328,7 @@ impl<T: 'static> JoinHandle<T> {
     /// let err = h.join().unwrap_err();
     /// assert_eq!(err.panic_message(), Some("boom"));
     /// ```
+    #[doc(alias = "get")]
     pub fn join(self) -> Result<T, JoinError> {
         Join::join_now(self)
     }
@@ -407,17 +479,35 @@ impl<T> JoinHandle<T> {
         true
     }
 
-    /// Whether the green thread has ended.
+    /// Whether the green thread has ended (gevent's `ready()`/`dead`).
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| ());
+    /// assert!(!h.is_finished());
+    /// greenhub::yield_now();
+    /// assert!(h.is_finished());
+    /// ```
+    #[doc(alias = "ready")]
+    #[doc(alias = "dead")]
     pub fn is_finished(&self) -> bool {
         self.g.is_dead()
     }
 
     /// The name given with [`Builder::name`].
+    ///
+    /// ```
+    /// assert_eq!(greenhub::spawn(|| ()).name(), None);
+    /// ```
     pub fn name(&self) -> Option<String> {
         self.g.name()
     }
 
     /// The green thread's id (unique in the process).
+    ///
+    /// ```
+    /// let (a, b) = (greenhub::spawn(|| ()), greenhub::spawn(|| ()));
+    /// assert_ne!(a.id(), b.id());
+    /// ```
     pub fn id(&self) -> u64 {
         self.g.id
     }
@@ -548,6 +638,7 @@ pub fn join_all<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(handles: I
 /// slow.kill();
 /// ```
 #[doc(alias = "joinall")]
+#[must_use = "the indices of the finished ones tell whether the time ran out"]
 pub fn join_all_timeout<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(
     handles: I,
     timeout: Duration,

@@ -1,7 +1,7 @@
 //! Waiting on several things at once (asyncio's `wait`, `as_completed`,
 //! `gather`; gevent's `iwait`, `joinall`).
 //!
-//! [`Waitable`] is what can be waited on: [`JoinHandle`](crate::JoinHandle)s,
+//! [`Waitable`] is what can be waited on: [`JoinHandle`]s,
 //! and the events and results of [`sync`](crate::sync).
 //!
 //! - [`wait_any`] / [`wait`]: park until one, `count`, or all are ready;
@@ -50,9 +50,27 @@ use crate::{JoinError, JoinHandle};
 /// ```
 pub trait Waitable {
     /// Whether it is ready (a wait on it returns at once).
+    ///
+    /// ```
+    /// use greenhub::wait::Waitable;
+    /// let ev = greenhub::sync::Event::new();
+    /// assert!(!ev.is_ready());
+    /// ev.set();
+    /// assert!(ev.is_ready());
+    /// ```
     fn is_ready(&self) -> bool;
     /// Arranges for `waker` to be woken when it becomes ready (at once if it
     /// already is).
+    ///
+    /// ```
+    /// use greenhub::wait::Waitable;
+    /// use std::rc::Rc;
+    /// let ev = Rc::new(greenhub::sync::Event::new());
+    /// let setter = { let ev = ev.clone(); greenhub::spawn(move || ev.set()) };
+    /// let why = greenhub::hub::park(None, |w| ev.register(w));
+    /// assert_eq!(why, greenhub::Wake::Ready);
+    /// setter.join().unwrap();
+    /// ```
     fn register(&self, waker: &Waker);
 }
 
@@ -115,6 +133,7 @@ fn register_all<'a, W: Waitable + 'a>(items: impl IntoIterator<Item = &'a W>, wa
 /// assert_eq!(wait_any(&[&slow, &fast]), 1);
 /// slow.kill();
 /// ```
+#[doc(alias = "wait")]
 pub fn wait_any<W: Waitable>(items: &[W]) -> usize {
     assert!(
         !items.is_empty(),

@@ -52,6 +52,15 @@ pub(crate) fn downcast<R: 'static>(v: Value) -> Result<R, (&'static str, &'stati
 }
 
 /// Why a parked green thread was resumed.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use greenhub::hub::park;
+/// use greenhub::Wake;
+/// let soon = Some(Instant::now() + Duration::from_millis(1));
+/// assert_eq!(park(soon, |_| {}), Wake::TimedOut);
+/// assert_eq!(park(None, |w| { w.wake(); }), Wake::Ready); // woken while registering
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
     /// Something it waited on woke it.

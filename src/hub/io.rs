@@ -319,6 +319,7 @@ fn with_live_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
 /// writer.write_all(b"x").unwrap();
 /// greenhub::hub::wait_readable(reader.as_fd(), None).unwrap();
 /// ```
+#[doc(alias = "wait_read")]
 pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<()> {
     Registration::new(fd)?.wait(Direction::Read, deadline)
 }
@@ -337,6 +338,7 @@ pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Resul
 /// let (_reader, writer) = std::io::pipe().unwrap();
 /// greenhub::hub::wait_writable(writer.as_fd(), None).unwrap(); // an empty pipe has room
 /// ```
+#[doc(alias = "wait_write")]
 pub fn wait_writable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<()> {
     Registration::new(fd)?.wait(Direction::Write, deadline)
 }

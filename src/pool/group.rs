@@ -339,6 +339,7 @@ impl Group {
     /// group.kill();
     /// assert!(group.join_timeout(Duration::ZERO));
     /// ```
+    #[must_use = "false means members are still running"]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.wait_emptied(Some(Instant::now() + timeout))
     }

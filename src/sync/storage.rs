@@ -16,6 +16,7 @@ use super::queue::GenericQueue;
 /// q.put(2).unwrap();
 /// assert_eq!(q.get().unwrap(), 1);
 /// ```
+#[doc(alias = "JoinableQueue")]
 pub type Queue<T> = GenericQueue<T, Fifo<T>>;
 
 /// A LIFO queue (gevent's `LifoQueue`): the newest item comes out first.
@@ -53,6 +54,18 @@ pub type Channel<T> = GenericQueue<T, Rendezvous<T>>;
 
 /// How a queue stores its items: which one comes out next. Implemented by
 /// [`Fifo`], [`Lifo`], [`Priority`] and [`Rendezvous`]; sealed.
+///
+/// ```
+/// use greenhub::sync::{GenericQueue, Storage};
+/// // Code generic over every kind of queue.
+/// fn drain<T, S: Storage<T>>(q: &GenericQueue<T, S>) -> Vec<T> {
+///     std::iter::from_fn(|| q.try_get().ok()).collect()
+/// }
+/// let q = greenhub::sync::LifoQueue::new();
+/// q.put(1).unwrap();
+/// q.put(2).unwrap();
+/// assert_eq!(drain(&q), [2, 1]);
+/// ```
 pub trait Storage<T>: sealed::Ops<T> {}
 
 pub(crate) mod sealed {
