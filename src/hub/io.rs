@@ -38,6 +38,9 @@ struct Slot {
     hangup: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// An error the poller took off the socket (`sys::Event::error`; only
+    /// libkqueue does): the next operation returns it.
+    error: Option<i32>,
 }
 
 /// The registered fds, indexed by the low half of their poller token.
@@ -67,6 +70,7 @@ impl IoTable {
         slot.in_use = true;
         slot.drained = false;
         slot.hangup = false;
+        slot.error = None;
         token(index, slot.generation)
     }
 
@@ -90,6 +94,9 @@ impl IoTable {
     pub(crate) fn dispatch(&mut self, ev: Event) {
         let Some(slot) = self.slot(ev.token) else { return };
         slot.hangup |= ev.hangup;
+        if ev.error != 0 {
+            slot.error = Some(ev.error);
+        }
         if ev.readable {
             slot.drained = false;
             if let Some(w) = &slot.reader {
@@ -191,6 +198,12 @@ impl Registration {
         });
     }
 
+    /// The error the poller took off the socket, if any (see `Slot::error`).
+    fn take_error(&self) -> Option<io::Error> {
+        with(|h| h.io.borrow_mut().slot(self.token).and_then(|s| s.error.take()))
+            .map(io::Error::from_raw_os_error)
+    }
+
     fn is_drained(&self) -> bool {
         with(|h| h.io.borrow_mut().slot(self.token).is_some_and(|s| s.drained))
     }
@@ -208,6 +221,11 @@ impl Registration {
             self.wait(dir, deadline)?;
         }
         loop {
+            if crate::sys::TAKES_SOCKET_ERRORS {
+                if let Some(e) = self.take_error() {
+                    return Err(e);
+                }
+            }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

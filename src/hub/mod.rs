@@ -244,11 +244,11 @@ impl Hub {
     fn batch_step(&self, queue: &VecDeque<Ready>, left: usize) {
         let taken = self.taken.get().wrapping_add(1);
         self.taken.set(taken);
-        if taken % BURST as u32 == 0 {
+        if taken.is_multiple_of(BURST as u32) {
             prefetch_ahead(queue);
         }
         prefetch_next_stack(queue);
-        if left > LONG_BATCH && taken % SLICE_CHECK == 0 {
+        if left > LONG_BATCH && taken.is_multiple_of(SLICE_CHECK) {
             self.check_slice(taken);
         }
     }

@@ -4,7 +4,7 @@ use std::io;
 use std::net::{self, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr};
 
 use super::addr::{each_addr, ToSocketAddrs};
 use super::sock::Sock;
@@ -53,11 +53,7 @@ fn connect_addr(
     deadline: Option<Instant>,
     source: Option<SocketAddr>,
 ) -> io::Result<TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking(),
-        Some(Protocol::TCP),
-    )?;
+    let socket = crate::sys::stream_socket(Domain::for_address(addr), Some(Protocol::TCP))?;
     if let Some(source) = source {
         socket.bind(&SockAddr::from(source))?;
     }
