@@ -32,6 +32,7 @@
 //! `panic = "unwind"` (the default).
 
 pub mod blocking;
+pub mod debug;
 pub mod greenlet;
 pub mod hub;
 pub mod net;

@@ -151,6 +151,7 @@ impl Builder {
     /// `InvalidInput` if the stack size is 0 or over 256 MiB less 4 KiB. The stack itself
     /// is bound when the green thread first runs; if none can be had then,
     /// `join` returns [`JoinError::NoStack`].
+    #[track_caller]
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
         let g = self.make(f)?;
         g.state.set(State::Scheduled);
@@ -162,6 +163,7 @@ impl Builder {
     ///
     /// # Errors
     /// As [`spawn`](Builder::spawn).
+    #[track_caller]
     pub fn spawn_later<T: 'static>(
         self,
         delay: Duration,
@@ -180,6 +182,7 @@ impl Builder {
         Ok(JoinHandle { g, _t: PhantomData })
     }
 
+    #[track_caller]
     fn make<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<GRef> {
         if self.stack_size == 0 || self.stack_size > MAX_STACK_SIZE {
             return Err(io::Error::new(
@@ -195,6 +198,7 @@ impl Builder {
         if let Some(name) = self.name {
             g.with_extra(|e| e.name = Some(name.into_boxed_str()));
         }
+        crate::debug::created(&g, std::panic::Location::caller());
         Ok(g)
     }
 }
@@ -210,6 +214,7 @@ impl Builder {
 /// let h = greenhub::spawn(move || *s * 2);
 /// assert_eq!(h.join().unwrap(), 10);
 /// ```
+#[track_caller]
 pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
     Builder::new()
         .spawn(f)
@@ -224,6 +229,7 @@ pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
 /// let h = greenhub::spawn_later(Duration::from_millis(20), move || t.elapsed());
 /// assert!(h.join().unwrap() >= Duration::from_millis(20));
 /// ```
+#[track_caller]
 pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
     Builder::new()
         .spawn_later(delay, f)
@@ -368,7 +374,7 @@ impl<T> crate::wait::Waitable for JoinHandle<T> {
 /// Parks until `g` is dead or `deadline` passes; returns whether it is dead.
 fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
     while !g.is_dead() {
-        let why = hub::park(deadline, |w| {
+        let why = hub::park_as(crate::debug::WaitTag::JOIN, deadline, |w| {
             g.with_extra(|e| {
                 e.joiners.retain(hub::Waker::is_waiting);
                 e.joiners.push(w.clone());

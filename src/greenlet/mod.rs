@@ -113,6 +113,7 @@ impl Greenlet {
     /// assert!(!g.is_started());
     /// assert_eq!(g.switch::<_, usize>("four"), 4);
     /// ```
+    #[track_caller]
     pub fn new<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(f: F) -> Greenlet {
         let entry = core::entry(move |first: Msg| -> core::Value {
             let arg = match first {
@@ -133,6 +134,7 @@ impl Greenlet {
             crate::stack::DEFAULT_STACK_SIZE,
         ));
         inner.with_extra(|e| e.parent = Some(core::current()));
+        crate::debug::created(&inner, std::panic::Location::caller());
         Greenlet { inner }
     }
 

@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Instant;
 
-use super::{park, with, Hub, Wake, Waker};
+use super::{with, Hub, Wake, Waker};
 use crate::sys::{Event, Poller};
 
 /// Which way an operation waits.
@@ -55,6 +55,11 @@ fn token(index: u32, generation: u32) -> u64 {
 }
 
 impl IoTable {
+    /// How many fds are registered (for `debug::run_info`).
+    pub(crate) fn registered(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
     fn insert(&mut self) -> u64 {
         let index = match self.free.pop() {
             Some(i) => i,
@@ -152,7 +157,11 @@ impl Registration {
             token: self.token,
             dir,
         };
-        let why = park(deadline, |w| {
+        let tag = match dir {
+            Direction::Read => crate::debug::WaitTag::read(self.fd),
+            Direction::Write => crate::debug::WaitTag::write(self.fd),
+        };
+        let why = super::park_as(tag, deadline, |w| {
             with(|h| {
                 let mut t = h.io.borrow_mut();
                 if let Some(slot) = t.slot(self.token) {
