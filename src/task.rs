@@ -153,7 +153,18 @@ impl Builder {
     /// `join` returns [`JoinError::NoStack`].
     #[track_caller]
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
-        let g = self.make(f)?;
+        self.spawn_at(std::panic::Location::caller(), f)
+    }
+
+    /// [`spawn`](Builder::spawn), recording `site` as where it was spawned
+    /// (for a spawn made on behalf of a caller elsewhere, such as
+    /// `HubHandle::spawn`).
+    pub(crate) fn spawn_at<T: 'static>(
+        self,
+        site: &'static std::panic::Location<'static>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<JoinHandle<T>> {
+        let g = self.make(f, site)?;
         g.state.set(State::Scheduled);
         hub::with(|h| h.push(Ready::green(g.clone())));
         Ok(JoinHandle { g, _t: PhantomData })
@@ -169,7 +180,7 @@ impl Builder {
         delay: Duration,
         f: impl FnOnce() -> T + 'static,
     ) -> io::Result<JoinHandle<T>> {
-        let g = self.make(f)?;
+        let g = self.make(f, std::panic::Location::caller())?;
         // Parked on a timer; the timer's wake schedules its start.
         g.state.set(State::Parked);
         g.wait.set(WaitState::Parked);
@@ -182,8 +193,11 @@ impl Builder {
         Ok(JoinHandle { g, _t: PhantomData })
     }
 
-    #[track_caller]
-    fn make<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<GRef> {
+    fn make<T: 'static>(
+        self,
+        f: impl FnOnce() -> T + 'static,
+        site: &'static std::panic::Location<'static>,
+    ) -> io::Result<GRef> {
         if self.stack_size == 0 || self.stack_size > MAX_STACK_SIZE {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -198,7 +212,7 @@ impl Builder {
         if let Some(name) = self.name {
             g.with_extra(|e| e.name = Some(name.into_boxed_str()));
         }
-        crate::debug::created(&g, std::panic::Location::caller());
+        crate::debug::created(&g, site);
         Ok(g)
     }
 }

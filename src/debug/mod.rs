@@ -17,9 +17,8 @@
 //!
 //! A panic in a green thread reads
 //! `green thread 'panicker' (#12) panicked at src/main.rs:9:13:` instead of
-//! std's `thread 'main' panicked at ...`, and [`JoinError`](crate::JoinError)'s
-//! `Display` names it the same way. See [`install_panic_hook`] for how this
-//! coexists with a panic hook of your own.
+//! std's `thread 'main' panicked at ...`. See [`install_panic_hook`] for how
+//! this coexists with a panic hook of your own.
 //!
 //! # The blocking monitor
 //!
