@@ -166,7 +166,10 @@ fn wait_any_until<W: Waitable>(items: &[W], deadline: Option<Instant>) -> Option
         if let Some(i) = items.iter().position(W::is_ready) {
             return Some(i);
         }
-        if park(deadline, |w| register_all(items, w)) == Wake::TimedOut {
+        if crate::hub::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+            register_all(items, w)
+        }) == Wake::TimedOut
+        {
             return items.iter().position(W::is_ready);
         }
     }
@@ -217,9 +220,13 @@ pub fn wait<W: Waitable>(
         let all = want - done == pending.len();
         let why = if all {
             let first = pending[0];
-            park(deadline, |w| items[first].register(w))
+            crate::hub::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+                items[first].register(w)
+            })
         } else {
-            park(deadline, |w| register_all(pending.iter().map(|&i| &items[i]), w))
+            crate::hub::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+                register_all(pending.iter().map(|&i| &items[i]), w)
+            })
         };
         if all {
             while pending.front().is_some_and(|&i| items[i].is_ready()) {
