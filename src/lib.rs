@@ -61,8 +61,21 @@
 //! assert!(greenhub::join_all_timeout([&h], short).is_empty()); // the part that finished
 //! h.kill();
 //! ```
+//! # Debugging
+//!
+//! A green thread that computes for long or blocks its OS thread
+//! (`std::thread::sleep`, a std `Mutex`, file I/O) stalls every other green
+//! thread of its hub. `GREENHUB_MONITOR=1` in the environment starts a
+//! watchdog that reports such stalls on stderr (which green thread, where it
+//! was spawned, for how long; threshold `GREENHUB_MAX_BLOCKING_MS`, default
+//! 100 ms); [`debug::run_info`] lists every live green thread of the hub and
+//! what it waits on, and `GREENHUB_DUMP_ON_SIGQUIT=1` prints that on
+//! SIGQUIT. Panics in green threads name them. The [`debug`] module has the
+//! details, what a report looks like, and what the monitor cannot see; the
+//! feature `tracing` keeps tracing's current span per green thread.
 
 pub mod blocking;
+pub mod debug;
 pub mod greenlet;
 pub mod hub;
 mod link;

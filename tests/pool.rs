@@ -550,7 +550,7 @@ fn group_map_runs_all_at_once_in_input_order() {
         let ordered: Vec<u64> = group
             .imap(
                 |n: u64| {
-                    sleep(ms(10 - n));
+                    sleep(ms(25 * (5 - n)));
                     n
                 },
                 0..5,
@@ -560,6 +560,8 @@ fn group_map_runs_all_at_once_in_input_order() {
         let mut finished: Vec<u64> = group
             .imap_unordered(
                 |n: u64| {
+                    // Steps far apart: the spawns run microseconds apart,
+                    // but a loaded machine can pause the hub for ms.
                     sleep(ms(40 * (5 - n)));
                     n
                 },

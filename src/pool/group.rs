@@ -129,6 +129,7 @@ impl Group {
     /// assert_eq!(h.join().unwrap(), 42);
     /// assert!(group.is_empty());
     /// ```
+    #[track_caller]
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
         let place = self.enter();
         let key = place.key;
