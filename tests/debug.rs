@@ -390,7 +390,7 @@ fn a_panicking_switch_hook_is_removed() {
         *c.borrow_mut() += 1;
         panic!("hook fails");
     })));
-    greenhub::spawn(|| greenhub::yield_now()).join().unwrap();
+    greenhub::spawn(greenhub::yield_now).join().unwrap();
     assert_eq!(*calls.borrow(), 1, "called once, then removed");
     assert!(greenhub::debug::set_switch_hook(None).is_none());
 }
