@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::gref::GRef;
 
-/// `running` while the hub's own code runs (between green threads).
+/// `running` while the hub runs a callback (or has just woken from the poller).
 pub(crate) const HUB: u64 = u64::MAX - 1;
 /// `running` while the hub sleeps in the poller.
 pub(crate) const IDLE: u64 = u64::MAX;

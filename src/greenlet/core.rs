@@ -580,7 +580,6 @@ fn resume(target: &GRef, msg: Msg) -> Req {
         _ => unreachable!("greenhub: resumed a green thread that has no coroutine"),
     };
     CURRENT.set(ptr::null());
-    crate::debug::switch_out(target);
     match result {
         CoroutineResult::Yield(req) => req,
         CoroutineResult::Return(req) => {

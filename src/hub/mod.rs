@@ -480,6 +480,7 @@ impl Hub {
 
     fn run_callback(&self, c: &CallSlot) {
         if let Some(f) = c.take() {
+            crate::debug::in_callback();
             IN_CALLBACK.set(true);
             // A panicking callback must not stop the hub; the panic hook has
             // already reported it, as gevent prints a failed callback.
