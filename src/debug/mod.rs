@@ -245,6 +245,7 @@ impl WaitTag {
     pub(crate) const RESULT: WaitTag = WaitTag(12 << 24);
     pub(crate) const WAIT_ANY: WaitTag = WaitTag(13 << 24);
     pub(crate) const RUN_FOREVER: WaitTag = WaitTag(14 << 24);
+    pub(crate) const SELECT: WaitTag = WaitTag(15 << 24);
 
     /// Waiting to read `fd` (fds past 2^24 show as that).
     pub(crate) fn read(fd: i32) -> WaitTag {
@@ -275,6 +276,7 @@ impl WaitTag {
             12 => "AsyncResult".into(),
             13 => "wait (any of several)".into(),
             14 => "run_forever".into(),
+            15 => "select (readiness of several fds)".into(),
             k => format!("wait kind {k}"),
         }
     }
