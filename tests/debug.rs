@@ -394,3 +394,26 @@ fn a_panicking_switch_hook_is_removed() {
     assert_eq!(*calls.borrow(), 1, "called once, then removed");
     assert!(greenhub::debug::set_switch_hook(None).is_none());
 }
+
+#[test]
+fn run_info_lists_no_freed_green_thread() {
+    // More than one slab chunk (256 records) of green threads, all ended
+    // and dropped: their slots are free and must not be listed.
+    let ids: Vec<u64> = (0..600)
+        .map(|_| {
+            let h = greenhub::spawn(|| ());
+            let id = h.id();
+            h.join().unwrap();
+            id
+        })
+        .collect();
+    let keep = greenhub::Builder::new()
+        .name("kept")
+        .spawn(|| greenhub::sleep(Duration::from_secs(30)))
+        .unwrap();
+    greenhub::yield_now();
+    let info = greenhub::debug::run_info();
+    assert!(info.green_threads.iter().all(|g| !ids.contains(&g.id)), "{info}");
+    assert!(info.green_threads.iter().any(|g| g.id == keep.id()), "{info}");
+    keep.kill();
+}

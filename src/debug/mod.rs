@@ -82,7 +82,6 @@ use crate::greenlet::gref::GRef;
 
 pub mod monitor;
 mod panic_hook;
-pub(crate) mod registry;
 mod run_info;
 mod sigquit;
 mod switch_hook;
@@ -179,13 +178,12 @@ fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-/// A green thread was created at `site`: list it, and let the monitor and
+/// A green thread was created at `site`: record it, and let the monitor and
 /// tracing know.
 #[inline]
 pub(crate) fn created(g: &GRef, site: &'static Location<'static>) {
     on_hub_created();
     g.site.set(Some(site));
-    registry::add(g);
     if ACTIVE.load(Ordering::Relaxed) & (MONITOR | TRACE | DUMP) != 0 {
         created_slow(g);
     }

@@ -232,7 +232,9 @@ pub(crate) fn running(id: u64, site: Option<&'static Location<'static>>) {
     let _ = SLOT.try_with(|s| {
         let s = s.get_or_init(register);
         if id == 0 {
-            s.others.store(super::registry::count() as u64, Ordering::Relaxed);
+            // Every record but the root's: green threads that may want to run.
+            let others = crate::greenlet::gref::live_count().saturating_sub(1);
+            s.others.store(others as u64, Ordering::Relaxed);
         }
         s.running.store(id, Ordering::Relaxed);
         let site = site.map_or(std::ptr::null_mut(), |l| l as *const _ as *mut _);

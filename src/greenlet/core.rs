@@ -234,7 +234,7 @@ pub(crate) struct Extra {
 /// spawned, unstarted green threads are a million of these: the body is a
 /// `Cell` (moved out and back, never borrowed), rare fields live in
 /// `Extra`, and the park sequence and throw code are 32-bit. The debugging
-/// fields (`site`, `live_slot`, `wait_tag`: 16 bytes) took it from 96.
+/// fields (`site`, `wait_tag`: 12 bytes, 16 with alignment) took it from 96.
 pub(crate) struct Inner {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
@@ -263,9 +263,6 @@ pub(crate) struct Inner {
     /// Where it was spawned (`#[track_caller]`), for run info and the
     /// blocking monitor; `None` for the root.
     pub(crate) site: Cell<Option<&'static std::panic::Location<'static>>>,
-    /// Its index + 1 in this OS thread's list of live green threads (see
-    /// `debug::registry`); 0 when not listed.
-    pub(crate) live_slot: Cell<u32>,
     /// What its current (or last) park waits on (a `debug::WaitTag`).
     pub(crate) wait_tag: Cell<u32>,
 }
@@ -312,7 +309,6 @@ impl Inner {
             body: Cell::new(body),
             extra: Cell::new(None),
             site: Cell::new(None),
-            live_slot: Cell::new(0),
             wait_tag: Cell::new(0),
         }
     }
@@ -491,7 +487,6 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        crate::debug::registry::remove(self);
         // A coroutine still suspended here has no handle left to kill it
         // through the trampoline (that is done on the last `Greenlet` drop
         // when possible). corosensei's own drop would unwind it nested on
