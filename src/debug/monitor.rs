@@ -213,13 +213,21 @@ impl Drop for Owner {
 /// its config if it runs already). Hubs are watched from their next switch
 /// on.
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
 /// use greenhub::debug::monitor;
 ///
-/// monitor::start(monitor::Config::new().max_blocking_time(Duration::from_millis(50)));
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// monitor::start(
+///     monitor::Config::new()
+///         .max_blocking_time(Duration::from_millis(50))
+///         .on_report(move |report| tx.send(report.to_string()).unwrap()),
+/// );
 /// greenhub::spawn(|| std::thread::sleep(Duration::from_millis(200))).join().unwrap();
-/// // stderr: "greenhub monitor: the hub of thread 'main' (...) has not switched for 50 ms: ..."
+/// let report = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+/// assert!(report.contains("has not switched for"), "{report}");
+/// // Without `on_report`, the same text goes to stderr:
+/// // greenhub monitor: the hub of thread 'main' (ThreadId(1)) has not switched for 50 ms: ...
 /// ```
 pub fn start(config: Config) {
     static WATCHDOG: OnceLock<()> = OnceLock::new();
