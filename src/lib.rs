@@ -4,7 +4,7 @@
 //! blocking code — `sleep(d)`, `spawn(f)`, `join_all(..)` — while one OS
 //! thread runs thousands of green threads: every call that would block parks
 //! the current green thread and switches to the hub, which runs whatever is
-//! ready and waits on epoll when nothing is.
+//! ready and waits on epoll (kqueue on macOS and FreeBSD) when nothing is.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
