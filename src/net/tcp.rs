@@ -197,6 +197,15 @@ impl TcpListener {
 }
 
 /// The iterator of [`TcpListener::incoming`]; never returns `None`.
+///
+/// ```
+/// use greenhub::net::{TcpListener, TcpStream};
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// greenhub::spawn(move || { let _ = TcpStream::connect(addr); });
+/// let first = listener.incoming().next().unwrap().unwrap();
+/// assert_eq!(first.local_addr().unwrap(), addr);
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,

@@ -175,6 +175,17 @@ impl UnixListener {
 }
 
 /// The iterator of [`UnixListener::incoming`]; never returns `None`.
+///
+/// ```
+/// use greenhub::net::{UnixListener, UnixStream};
+/// let path = std::env::temp_dir().join(format!("greenhub-incoming-{}.sock", std::process::id()));
+/// let _ = std::fs::remove_file(&path);
+/// let listener = UnixListener::bind(&path).unwrap();
+/// let p = path.clone();
+/// greenhub::spawn(move || { let _ = UnixStream::connect(&p); });
+/// assert!(listener.incoming().next().unwrap().is_ok());
+/// std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct UnixIncoming<'a> {
     listener: &'a UnixListener,

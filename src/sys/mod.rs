@@ -36,6 +36,9 @@
 //! For sockets (`net.rs`): `stream_socket`, `accept`, `adopt_socket`,
 //! `SEND_FLAGS` and `set_reuse_port`, which hide `SOCK_NONBLOCK`,
 //! `accept4`, `MSG_NOSIGNAL`/`SO_NOSIGPIPE` and `SO_REUSEPORT(_LB)`.
+//!
+//! For `select.rs`: `poll_now(fds)` (unix.rs): which fds are ready, without
+//! waiting.
 
 // The one message an unsupported target gets. kqueue carries 64-bit tokens
 // in `udata`, so its systems must be 64-bit.
@@ -69,7 +72,7 @@ pub(crate) use other::{install_light_guard, light_guards_supported, mapping_coun
 pub(crate) use unix::set_address_space_limit;
 pub(crate) use unix::{
     abort, address_space_limit, discard, ensure_alt_stack, install_fault_handler, map_stack_region,
-    page_size, protect_guard, unmap, write_stderr,
+    page_size, poll_now, protect_guard, unmap, write_stderr,
 };
 
 // The poller (hub/): epoll on Linux, kqueue on macOS and FreeBSD, or on
