@@ -78,6 +78,11 @@ impl Default for Config {
 
 impl Config {
     /// The threshold [`DEFAULT_MAX_BLOCKING`] (100 ms); reports on stderr.
+    ///
+    /// ```
+    /// let config = greenhub::debug::monitor::Config::new();
+    /// assert!(format!("{config:?}").contains("100ms"));
+    /// ```
     pub fn new() -> Config {
         Config {
             max_blocking: DEFAULT_MAX_BLOCKING,
@@ -99,6 +104,12 @@ impl Config {
 
     /// How long a hub may go without switching before it is reported
     /// (at least 1 ms).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let config = greenhub::debug::monitor::Config::new().max_blocking_time(Duration::ZERO);
+    /// assert!(format!("{config:?}").contains("1ms")); // raised to the floor
+    /// ```
     pub fn max_blocking_time(mut self, d: Duration) -> Config {
         self.max_blocking = d.max(Duration::from_millis(1));
         self
@@ -106,13 +117,33 @@ impl Config {
 
     /// Sends reports to `f` (called on the watchdog thread) instead of
     /// stderr.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// let (tx, stalls) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let config = greenhub::debug::monitor::Config::new()
+    ///     .on_report(move |r| drop(tx.lock().unwrap().send(r.blocked_for)));
+    /// # let _ = (config, stalls);
+    /// ```
     pub fn on_report(mut self, f: impl Fn(&Report) + Send + Sync + 'static) -> Config {
         self.callback = Some(Arc::new(f));
         self
     }
 }
 
-/// One stall: which hub, which green thread, since when.
+/// One stall: which hub, which green thread, since when. Its `Display` is
+/// the text the monitor prints on stderr.
+///
+/// ```
+/// use greenhub::debug::monitor::{Config, Report};
+/// // A callback that logs the green thread and the time of each stall.
+/// let config = Config::new().on_report(|r: &Report| {
+///     let who = r.name.as_deref().unwrap_or("unnamed");
+///     eprintln!("{who} (#{:?}) held the hub {:?}", r.green_thread, r.blocked_for);
+/// });
+/// # let _ = config;
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Report {

@@ -122,7 +122,7 @@ impl Hub {
         self.poller
             .get_or_init(|| Poller::new().ok())
             .as_ref()
-            .ok_or_else(|| io::Error::other("greenhub: cannot create the hub's epoll instance"))
+            .ok_or_else(|| io::Error::other("greenhub: cannot create the hub's poller (epoll or kqueue)"))
     }
 }
 
