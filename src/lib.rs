@@ -34,6 +34,8 @@
 pub mod blocking;
 pub mod greenlet;
 pub mod hub;
+#[cfg(feature = "monkey")]
+pub mod monkey;
 pub mod net;
 pub mod pool;
 pub mod runtime;
