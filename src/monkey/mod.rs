@@ -51,7 +51,12 @@
 //! - `fcntl(F_GETFL)` never shows the flag greenhub set, and a user's
 //!   non-blocking fd gets `EAGAIN` at once, as before;
 //! - an OS thread (or the blocking pool) using the same fd still blocks:
-//!   greenhub emulates the kernel's blocking with `poll`, timeouts included;
+//!   greenhub emulates the kernel's blocking with `poll`, timeouts included.
+//!   `O_NONBLOCK` belongs to the open file, which duplicates share: a
+//!   duplicate made with `dup*`/`fcntl(F_DUPFD*)` (`try_clone`) after a
+//!   green thread used the fd shares its bookkeeping; one made before, or
+//!   inherited, does not, and a blocking call on it from an OS thread then
+//!   sees `EAGAIN`;
 //! - `close` of an fd a green thread of the same OS thread is parked on
 //!   wakes it with `EBADF`, and the number's reuse starts with fresh state.
 //!   (A close from another OS thread does not wake it: the kernel does not
