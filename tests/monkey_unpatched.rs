@@ -26,10 +26,8 @@ fn calls_before_patch_all_block_the_os_thread_then_cooperate_after() {
         a.read_exact(&mut buf).unwrap();
         use std::os::fd::AsRawFd;
         // SAFETY: F_GETFL takes no argument.
-        assert_eq!(
-            unsafe { libc::fcntl(a.as_raw_fd(), libc::F_GETFL) } & libc::O_NONBLOCK,
-            0
-        );
+        let fl = unsafe { libc::fcntl(a.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(fl & libc::O_NONBLOCK, 0);
     })
     .join()
     .unwrap();
