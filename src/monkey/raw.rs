@@ -23,19 +23,30 @@ macro_rules! args {
 /// `args` are what system call `nr` takes; every pointer among them is
 /// valid for what the kernel reads or writes through it (as for the libc
 /// function of the same name).
+#[inline(always)]
 unsafe fn sys<const N: usize>(nr: c_long, args: [c_long; N]) -> c_long {
-    let mut a = [0 as c_long; 6];
-    a[..N].copy_from_slice(&args);
-    // SAFETY: the caller's contract; unused trailing arguments are zero,
-    // which the kernel ignores.
-    unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) }
+    let a = |i: usize| args.get(i).copied().unwrap_or(0);
+    // SAFETY: the caller's contract; only the arguments the call takes are
+    // passed (the hot calls take three: no more registers are set up).
+    unsafe {
+        match N {
+            0 => libc::syscall(nr),
+            1 => libc::syscall(nr, a(0)),
+            2 => libc::syscall(nr, a(0), a(1)),
+            3 => libc::syscall(nr, a(0), a(1), a(2)),
+            4 => libc::syscall(nr, a(0), a(1), a(2), a(3)),
+            _ => libc::syscall(nr, a(0), a(1), a(2), a(3), a(4), a(5)),
+        }
+    }
 }
 
+#[inline]
 pub(crate) fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     // SAFETY: the arguments of _read, with pointers valid as the module doc requires.
     (unsafe { sys(libc::SYS_read, args!(fd, buf, n)) }) as ssize_t
 }
 
+#[inline]
 pub(crate) fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     // SAFETY: the arguments of _write, with pointers valid as the module doc requires.
     (unsafe { sys(libc::SYS_write, args!(fd, buf, n)) }) as ssize_t
@@ -51,6 +62,7 @@ pub(crate) fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) -> ssize_t {
     (unsafe { sys(libc::SYS_writev, args!(fd, iov, n)) }) as ssize_t
 }
 
+#[inline]
 pub(crate) fn recvfrom(
     fd: c_int,
     buf: *mut c_void,
@@ -63,6 +75,7 @@ pub(crate) fn recvfrom(
     (unsafe { sys(libc::SYS_recvfrom, args!(fd, buf, n, flags, addr, len)) }) as ssize_t
 }
 
+#[inline]
 pub(crate) fn sendto(
     fd: c_int,
     buf: *const c_void,

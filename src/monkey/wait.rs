@@ -156,24 +156,27 @@ fn poll_one(fd: c_int, read: bool, deadline: Option<Instant>) -> Result<(), Errn
 /// call parks on `EAGAIN`; elsewhere, an fd greenhub made non-blocking is
 /// waited for with the kernel's poll. A user's non-blocking fd, and fds
 /// that do not cooperate (regular files), get exactly one attempt.
-#[inline]
+#[inline(always)]
 pub(crate) fn blocking_io(fd: c_int, read: bool, mut op: impl FnMut() -> isize) -> isize {
-    let green = cooperating();
-    let st = if green {
-        match fd::for_green(fd) {
-            Some(st) if st.parks() => st,
-            _ => return op(),
-        }
-    } else {
-        let r = op();
-        if r >= 0 || raw::errno() != libc::EAGAIN {
-            return r;
-        }
-        match fd::emulate_blocking(fd) {
-            Some(st) => st,
-            None => return r,
-        }
-    };
+    if !cooperating() {
+        // The fd's bookkeeping is read before the call, so that the common
+        // case (not made non-blocking by greenhub) is a plain tail call.
+        return match fd::emulate_blocking(fd) {
+            None => op(),
+            Some(st) => retry(fd, st, read, false, op),
+        };
+    }
+    match fd::for_green(fd) {
+        Some(st) if st.parks() => retry(fd, st, read, true, op),
+        _ => op(),
+    }
+}
+
+/// The loop of `blocking_io` for an fd that greenhub made non-blocking:
+/// try, wait on `EAGAIN` (parked when `green`, else in the kernel's poll),
+/// and try again.
+#[inline(never)]
+fn retry(fd: c_int, st: &FdState, read: bool, green: bool, mut op: impl FnMut() -> isize) -> isize {
     let epoch = st.epoch();
     let deadline = deadline(st, read);
     loop {
