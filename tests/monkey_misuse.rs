@@ -285,3 +285,59 @@ fn fd_reused(fd: i32) -> bool {
     std::fs::read_link(format!("/proc/self/fd/{fd}"))
         .is_ok_and(|p| !p.to_string_lossy().starts_with("socket:"))
 }
+
+#[test]
+fn short_datagram_reads_do_not_wait_for_the_next_one() {
+    patch();
+    greenhub::spawn(|| {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.connect(a.local_addr().unwrap()).unwrap();
+        // Make `a` cooperate: a first receive that waits.
+        let sender = greenhub::spawn(move || {
+            greenhub::sleep(Duration::from_millis(20));
+            for msg in [&b"one"[..], b"two", b"three"] {
+                b.send(msg).unwrap();
+            }
+            b
+        });
+        let mut buf = [0u8; 64];
+        assert_eq!(a.recv(&mut buf).unwrap(), 3); // short: a datagram, not an empty queue
+        let _b = sender.join().unwrap();
+        a.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let start = Instant::now();
+        assert_eq!(a.recv(&mut buf).unwrap(), 3);
+        assert_eq!(a.recv(&mut buf).unwrap(), 5);
+        assert!(
+            start.elapsed() < Duration::from_millis(200),
+            "queued datagrams waited"
+        );
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn a_short_stream_read_then_more_data_is_read() {
+    patch();
+    greenhub::spawn(|| {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let writer = greenhub::spawn(move || {
+            for chunk in [&b"ab"[..], b"cd", b"ef"] {
+                greenhub::sleep(Duration::from_millis(20));
+                b.write_all(chunk).unwrap();
+            }
+            b
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 16];
+        while got.len() < 6 {
+            let n = a.read(&mut buf).unwrap(); // short each time: parks first next time
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"abcdef");
+        drop(writer.join().unwrap());
+    })
+    .join()
+    .unwrap();
+}

@@ -187,7 +187,7 @@ impl Registration {
         });
     }
 
-    fn is_drained(&self) -> bool {
+    pub(crate) fn is_drained(&self) -> bool {
         with(|h| h.io.borrow_mut().slot(self.token).is_some_and(|s| s.drained))
     }
 

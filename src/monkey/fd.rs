@@ -27,11 +27,14 @@ const COOP: u32 = 1 << 1;
 const SYS_NB: u32 = 1 << 2;
 /// The user asked for non-blocking mode (`O_NONBLOCK`, `FIONBIO`).
 const USER_NB: u32 = 1 << 3;
+/// A stream (a `SOCK_STREAM` socket or a pipe): a short read means the
+/// receive buffer is empty.
+const STREAM: u32 = 1 << 4;
 const EPOCH_SHIFT: u32 = 8;
 
 /// One fd's state.
 pub(crate) struct FdState {
-    /// `KNOWN | COOP | SYS_NB | USER_NB`, and the epoch above `EPOCH_SHIFT`.
+    /// `KNOWN | COOP | SYS_NB | USER_NB | STREAM`, and the epoch above `EPOCH_SHIFT`.
     flags: AtomicU32,
     /// `SO_RCVTIMEO` and `SO_SNDTIMEO` in nanoseconds, 0 for none.
     rcv_ns: AtomicU64,
@@ -126,6 +129,11 @@ impl FdState {
         if read { &self.rcv_ns } else { &self.snd_ns }.store(ns, Ordering::Relaxed);
     }
 
+    /// Whether a short read means the receive buffer is empty.
+    pub(crate) fn stream(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & STREAM != 0
+    }
+
     pub(crate) fn user_nonblocking(&self) -> bool {
         self.flags.load(Ordering::Acquire) & USER_NB != 0
     }
@@ -169,7 +177,7 @@ impl FdState {
     /// file description, so its flags), with a new epoch.
     pub(crate) fn copy_from(&self, from: &FdState) {
         self.reset();
-        let keep = from.flags.load(Ordering::Acquire) & (KNOWN | COOP | SYS_NB | USER_NB);
+        let keep = from.flags.load(Ordering::Acquire) & (KNOWN | COOP | SYS_NB | USER_NB | STREAM);
         self.rcv_ns
             .store(from.rcv_ns.load(Ordering::Relaxed), Ordering::Relaxed);
         self.snd_ns
@@ -200,6 +208,9 @@ pub(crate) fn for_green(fd: libc::c_int) -> Option<&'static FdState> {
         bits |= USER_NB;
     } else if coop && raw::set_fl(fd, fl | libc::O_NONBLOCK) {
         bits |= SYS_NB;
+    }
+    if mode == libc::S_IFIFO || (is_socket && raw::sock_type(fd) == Some(libc::SOCK_STREAM)) {
+        bits |= STREAM;
     }
     if is_socket {
         s.set_timeout(true, raw::sock_timeout(fd, libc::SO_RCVTIMEO));

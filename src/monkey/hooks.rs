@@ -71,7 +71,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
     if !patched() {
         return raw::read(fd, buf, n);
     }
-    blocking_io(fd, true, || raw::read(fd, buf, n))
+    blocking_io(fd, true, n, || raw::read(fd, buf, n))
 }
 
 /// libc's `write`: parks a green thread on a full socket or pipe.
@@ -97,7 +97,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
     if !patched() {
         return raw::readv(fd, iov, n);
     }
-    blocking_io(fd, true, || raw::readv(fd, iov, n))
+    blocking_io(fd, true, 0, || raw::readv(fd, iov, n))
 }
 
 /// libc's `writev` (a partial write returns its count, as a non-blocking
@@ -110,7 +110,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
     if !patched() {
         return raw::writev(fd, iov, n);
     }
-    blocking_io(fd, false, || raw::writev(fd, iov, n))
+    blocking_io(fd, false, 0, || raw::writev(fd, iov, n))
 }
 
 /// libc's `recv`.
@@ -123,7 +123,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_i
     if !patched() || flags & libc::MSG_DONTWAIT != 0 {
         return op();
     }
-    blocking_io(fd, true, op)
+    blocking_io(fd, true, unpeeked(n, flags), op)
 }
 
 /// libc's `recvfrom`.
@@ -143,7 +143,7 @@ pub unsafe extern "C" fn recvfrom(
     if !patched() || flags & libc::MSG_DONTWAIT != 0 {
         return op();
     }
-    blocking_io(fd, true, op)
+    blocking_io(fd, true, unpeeked(n, flags), op)
 }
 
 /// libc's `recvmsg`.
@@ -156,7 +156,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
     if !patched() || flags & libc::MSG_DONTWAIT != 0 {
         return op();
     }
-    blocking_io(fd, true, op)
+    blocking_io(fd, true, 0, op)
 }
 
 /// libc's `send`: all of the buffer, as a blocking socket sends.
@@ -200,7 +200,17 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
     if !patched() || flags & libc::MSG_DONTWAIT != 0 {
         return op();
     }
-    blocking_io(fd, false, op)
+    blocking_io(fd, false, 0, op)
+}
+
+/// The length a read asked for, for the short-read hint of `blocking_io`
+/// (none for a peek, which leaves the data queued).
+fn unpeeked(n: size_t, flags: c_int) -> usize {
+    if flags & libc::MSG_PEEK != 0 {
+        0
+    } else {
+        n
+    }
 }
 
 // ---- connections -----------------------------------------------------------
@@ -237,7 +247,7 @@ pub unsafe extern "C" fn accept4(fd: c_int, addr: *mut sockaddr, len: *mut sockl
     if !patched() {
         return raw::accept4(fd, addr, len, flags);
     }
-    let r = blocking_io(fd, true, || raw::accept4(fd, addr, len, flags) as isize) as c_int;
+    let r = blocking_io(fd, true, 0, || raw::accept4(fd, addr, len, flags) as isize) as c_int;
     if let Some(st) = fd::get(r) {
         st.reset();
     }

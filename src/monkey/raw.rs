@@ -268,6 +268,20 @@ pub(crate) fn sock_timeout(fd: c_int, name: c_int) -> Option<Duration> {
     (r == 0).then(|| from_timeval(&tv)).flatten()
 }
 
+/// A socket's type (`SO_TYPE`: `SOCK_STREAM`, `SOCK_DGRAM`, ...).
+pub(crate) fn sock_type(fd: c_int) -> Option<c_int> {
+    let mut ty: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as socklen_t;
+    let r = getsockopt(
+        fd,
+        libc::SOL_SOCKET,
+        libc::SO_TYPE,
+        (&mut ty as *mut c_int).cast(),
+        &mut len,
+    );
+    (r == 0).then_some(ty)
+}
+
 /// A pending socket error (`SO_ERROR`), 0 for none.
 pub(crate) fn sock_error(fd: c_int) -> c_int {
     let mut err: c_int = 0;

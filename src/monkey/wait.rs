@@ -156,39 +156,79 @@ fn poll_one(fd: c_int, read: bool, deadline: Option<Instant>) -> Result<(), Errn
 /// call parks on `EAGAIN`; elsewhere, an fd greenhub made non-blocking is
 /// waited for with the kernel's poll. A user's non-blocking fd, and fds
 /// that do not cooperate (regular files), get exactly one attempt.
+///
+/// `want` is the length a stream read asked for (0 for anything else): a
+/// shorter result means the receive buffer is empty, so the next read on
+/// the fd parks first instead of paying for an `EAGAIN` (as `net/` does).
 #[inline(always)]
-pub(crate) fn blocking_io(fd: c_int, read: bool, mut op: impl FnMut() -> isize) -> isize {
+pub(crate) fn blocking_io(fd: c_int, read: bool, want: usize, mut op: impl FnMut() -> isize) -> isize {
     if !cooperating() {
         // The fd's bookkeeping is read before the call, so that the common
         // case (not made non-blocking by greenhub) is a plain tail call.
         return match fd::emulate_blocking(fd) {
             None => op(),
-            Some(st) => retry(fd, st, read, false, op),
+            Some(st) => retry(fd, st, read, None, op),
         };
     }
     match fd::for_green(fd) {
-        Some(st) if st.parks() => retry(fd, st, read, true, op),
+        Some(st) if st.parks() => {
+            let want = (read && st.stream()).then_some(want).filter(|&w| w > 0);
+            retry(fd, st, read, Some(want), op)
+        }
         _ => op(),
     }
 }
 
 /// The loop of `blocking_io` for an fd that greenhub made non-blocking:
-/// try, wait on `EAGAIN` (parked when `green`, else in the kernel's poll),
-/// and try again.
+/// try, wait on `EAGAIN` (parked in a green thread, `green` = `Some(the
+/// stream read's length)`, else in the kernel's poll), and try again.
 #[inline(never)]
-fn retry(fd: c_int, st: &FdState, read: bool, green: bool, mut op: impl FnMut() -> isize) -> isize {
+fn retry(
+    fd: c_int,
+    st: &FdState,
+    read: bool,
+    green: Option<Option<usize>>,
+    mut op: impl FnMut() -> isize,
+) -> isize {
     let epoch = st.epoch();
     let deadline = deadline(st, read);
-    loop {
-        let r = op();
-        if r >= 0 || raw::errno() != libc::EAGAIN {
-            return r;
-        }
-        if let Err(e) = wait_fd(fd, st, epoch, read, deadline, green) {
-            raw::set_errno(e);
-            return -1;
+    let want = green.flatten();
+    let reg = want.and_then(|_| existing(fd, epoch));
+    if let Some(e) = &reg {
+        if e.reg.is_drained() {
+            if let Err(e) = wait_fd(fd, st, epoch, read, deadline, true) {
+                return raw::fail(e) as isize;
+            }
         }
     }
+    loop {
+        let r = op();
+        if r >= 0 {
+            if let (Some(want), Some(e)) = (want, &reg) {
+                if (r as usize) < want && r > 0 {
+                    e.reg.mark_drained();
+                }
+            }
+            return r;
+        }
+        if raw::errno() != libc::EAGAIN {
+            return r;
+        }
+        if let Err(e) = wait_fd(fd, st, epoch, read, deadline, green.is_some()) {
+            return raw::fail(e) as isize;
+        }
+    }
+}
+
+/// This OS thread's registration of `fd` at `epoch`, if it has one.
+fn existing(fd: c_int, epoch: u32) -> Option<Rc<Entry>> {
+    REGS.with(|r| {
+        r.borrow()
+            .get(fd as usize)
+            .and_then(Option::as_ref)
+            .filter(|e| e.epoch == epoch)
+            .cloned()
+    })
 }
 
 /// A write of one buffer of `len` bytes with blocking semantics: all of it
@@ -197,7 +237,7 @@ fn retry(fd: c_int, st: &FdState, read: bool, green: bool, mut op: impl FnMut() 
 pub(crate) fn write_all(fd: c_int, len: usize, mut op: impl FnMut(usize) -> isize) -> isize {
     let mut done = 0usize;
     loop {
-        let r = blocking_io(fd, false, || op(done));
+        let r = blocking_io(fd, false, 0, || op(done));
         if r < 0 {
             return if done > 0 { done as isize } else { -1 };
         }
