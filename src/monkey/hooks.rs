@@ -20,7 +20,7 @@ use super::{cooperating, raw, PATCHED, PROBED};
 
 /// Every interposed symbol, with its address: `patch_all` checks that the
 /// dynamic linker finds these, and naming them here keeps them linked.
-pub(crate) fn symbols() -> [(&'static CStr, usize); 30] {
+pub(crate) fn symbols() -> [(&'static CStr, usize); 34] {
     [
         (c"read", read as *const () as usize),
         (c"write", write as *const () as usize),
@@ -52,6 +52,10 @@ pub(crate) fn symbols() -> [(&'static CStr, usize); 30] {
         (c"fcntl", fcntl as *const () as usize),
         (c"ioctl", ioctl as *const () as usize),
         (c"setsockopt", setsockopt as *const () as usize),
+        (c"__read_chk", __read_chk as *const () as usize),
+        (c"__recv_chk", __recv_chk as *const () as usize),
+        (c"__recvfrom_chk", __recvfrom_chk as *const () as usize),
+        (c"__poll_chk", __poll_chk as *const () as usize),
     ]
 }
 
@@ -755,4 +759,89 @@ pub unsafe extern "C" fn wait4(
         }
     }
     wait::pool_wait4(pid, status, options, ru)
+}
+
+// ---- _FORTIFY_SOURCE entry points --------------------------------------------
+//
+// C code built with `-D_FORTIFY_SOURCE` calls these instead of `read`,
+// `recv`, `recvfrom` and `poll` when the buffer's size is known; glibc's
+// versions call its own internal functions, which no interposer sees.
+
+/// A fortified call's buffer is smaller than the length it passes: what
+/// glibc's `__chk_fail` does (report and abort).
+#[cold]
+fn chk_fail() -> ! {
+    eprintln!("*** buffer overflow detected ***: terminated");
+    std::process::abort()
+}
+
+/// glibc's `__read_chk`: `read` after checking the buffer's size.
+///
+/// # Safety
+/// As libc's `read`; `buflen` is the real size of `buf`.
+#[no_mangle]
+pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t {
+    if n > buflen {
+        chk_fail();
+    }
+    // SAFETY: the caller's contract, with the size checked.
+    unsafe { read(fd, buf, n) }
+}
+
+/// glibc's `__recv_chk`.
+///
+/// # Safety
+/// As libc's `recv`; `buflen` is the real size of `buf`.
+#[no_mangle]
+pub unsafe extern "C" fn __recv_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+    flags: c_int,
+) -> ssize_t {
+    if n > buflen {
+        chk_fail();
+    }
+    // SAFETY: the caller's contract, with the size checked.
+    unsafe { recv(fd, buf, n, flags) }
+}
+
+/// glibc's `__recvfrom_chk`.
+///
+/// # Safety
+/// As libc's `recvfrom`; `buflen` is the real size of `buf`.
+#[no_mangle]
+pub unsafe extern "C" fn __recvfrom_chk(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    buflen: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+) -> ssize_t {
+    if n > buflen {
+        chk_fail();
+    }
+    // SAFETY: the caller's contract, with the size checked.
+    unsafe { recvfrom(fd, buf, n, flags, addr, len) }
+}
+
+/// glibc's `__poll_chk`: `poll` after checking the array's size.
+///
+/// # Safety
+/// As libc's `poll`; `fdslen` is the real size of `fds` in bytes.
+#[no_mangle]
+pub unsafe extern "C" fn __poll_chk(
+    fds: *mut libc::pollfd,
+    n: libc::nfds_t,
+    timeout: c_int,
+    fdslen: size_t,
+) -> c_int {
+    if (fdslen / std::mem::size_of::<libc::pollfd>()) < n as size_t {
+        chk_fail();
+    }
+    // SAFETY: the caller's contract, with the size checked.
+    unsafe { poll(fds, n, timeout) }
 }

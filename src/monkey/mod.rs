@@ -73,7 +73,10 @@
 //! children: `waitpid`, `wait4` (a `pidfd` waited for on the hub, or the
 //! blocking pool where there is none), so `Command::output()` and
 //! `Child::wait()` park. `close`, `dup`, `dup2`, `dup3`, `fcntl`,
-//! `ioctl(FIONBIO)` and `setsockopt` keep the bookkeeping.
+//! `ioctl(FIONBIO)` and `setsockopt` keep the bookkeeping (`getsockopt`
+//! needs none: the kernel keeps the real timeouts, which greenhub passes
+//! on). The `_FORTIFY_SOURCE` variants `__read_chk`, `__recv_chk`,
+//! `__recvfrom_chk` and `__poll_chk` are covered too.
 //!
 //! # What is not covered
 //!
@@ -86,8 +89,9 @@
 //!   [`blocking::run`](crate::blocking::run) for slow disks.
 //! - Calls libc makes internally (inside `getaddrinfo`, `system`, stdio's
 //!   `fread` on a socket) do not go through the symbols.
-//! - C code built with `_FORTIFY_SOURCE` calls `__read_chk`, `__recv_chk`,
-//!   `__poll_chk`: those are not interposed, so such calls block.
+//! - Of the entry points that C code built with `_FORTIFY_SOURCE` calls,
+//!   `__read_chk`, `__recv_chk`, `__recvfrom_chk` and `__poll_chk` are
+//!   interposed; others (`__ppoll_chk`) are not.
 //! - A signal handler that interrupts a green thread and makes a call that
 //!   would block on a blocking socket or pipe would park from the handler;
 //!   handlers must only make async-signal-safe calls, which do not block.
