@@ -235,3 +235,57 @@ fn full_listener() -> std::net::SocketAddr {
         addr
     }
 }
+
+#[test]
+fn a_blocking_connect_past_so_sndtimeo_says_einprogress_like_the_kernel() {
+    patch();
+    let full = full_listener();
+    let ticker = Ticker::start();
+    let start = Instant::now();
+    let hs: Vec<_> = (0..3)
+        .map(|_| {
+            greenhub::spawn(move || {
+                let std::net::SocketAddr::V4(v4) = full else {
+                    unreachable!()
+                };
+                // SAFETY: plain socket calls with valid arguments on a fresh fd.
+                unsafe {
+                    let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+                    let tv = libc::timeval {
+                        tv_sec: 0,
+                        tv_usec: 250_000,
+                    };
+                    let tl = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+                    assert_eq!(
+                        libc::setsockopt(
+                            fd,
+                            libc::SOL_SOCKET,
+                            libc::SO_SNDTIMEO,
+                            (&tv as *const libc::timeval).cast(),
+                            tl
+                        ),
+                        0
+                    );
+                    let mut sin: libc::sockaddr_in = std::mem::zeroed();
+                    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                    sin.sin_port = v4.port().to_be();
+                    sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+                    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    let r = libc::connect(fd, (&sin as *const libc::sockaddr_in).cast(), len);
+                    let e = std::io::Error::last_os_error().raw_os_error();
+                    libc::close(fd);
+                    (r, e)
+                }
+            })
+        })
+        .collect();
+    let results: Vec<_> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(results.contains(&(-1, Some(libc::EINPROGRESS))), "{results:?}");
+    assert!(start.elapsed() >= Duration::from_millis(240));
+    assert!(
+        start.elapsed() < Duration::from_millis(700),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(ticker.finish() < MAX_GAP);
+}
