@@ -156,3 +156,62 @@ fn redis_blpop_overlaps() {
     );
     assert!(ticker.finish() < MAX_GAP);
 }
+
+/// Where a child test process reports `patch_all`'s answer.
+const CHILD_ENV: &str = "GREENHUB_MONKEY_PATCH_CHILD";
+
+#[test]
+fn an_ld_preload_interposer_does_not_displace_greenhubs_symbols() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        // The child, run with LD_PRELOAD: report and stop.
+        match greenhub::monkey::patch_all() {
+            Ok(()) => println!("PATCH-RESULT ok"),
+            Err(e) => println!("PATCH-RESULT err {} | {e}", e.symbol()),
+        }
+        return;
+    }
+    // A library that defines `recv`, preloaded: the executable's own
+    // definitions still come first in the dynamic linker's search, so
+    // patch_all finds greenhub's `recv` and succeeds.
+    let dir = std::env::temp_dir().join(format!("greenhub-monkey-preload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("pre.c");
+    std::fs::write(
+        &src,
+        "#include <sys/types.h>\n#include <sys/socket.h>\n#include <unistd.h>\n#include <sys/syscall.h>\n\
+         ssize_t recv(int fd, void *b, size_t n, int f) { return syscall(SYS_recvfrom, fd, b, n, f, 0, 0); }\n",
+    )
+    .unwrap();
+    let so = dir.join("libpre.so");
+    let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let compiler = cc::Build::new()
+        .cargo_metadata(false)
+        .opt_level(0)
+        .host(&target)
+        .target(&target)
+        .get_compiler();
+    let built = std::process::Command::new(compiler.path())
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "an_ld_preload_interposer_does_not_displace_greenhubs_symbols",
+            "--nocapture",
+        ])
+        .env(CHILD_ENV, "1")
+        .env("LD_PRELOAD", &so)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("PATCH-RESULT"))
+        .unwrap_or_else(|| panic!("child said {stdout}"));
+    assert_eq!(line, "PATCH-RESULT ok");
+}

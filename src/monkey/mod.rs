@@ -116,12 +116,18 @@
 //! libraries alike. [`patch_all`] checks this at run time (the dynamic
 //! linker must find greenhub's functions, and a call through the `libc`
 //! crate must reach them) and returns an error otherwise, for instance when
-//! greenhub is inside a shared library that was loaded later, or another
-//! interposer (`LD_PRELOAD`) comes first. Statically linked glibc or musl
-//! binaries are not supported: there the linker finds libc's own
-//! definitions in the same archive (a duplicate-symbol error, or libc's
-//! calls binding to libc's), and `getaddrinfo` has no next definition to
-//! call. This module exists only on Linux with glibc.
+//! greenhub is inside a shared library loaded with `dlopen` (its symbols
+//! are then not the first the dynamic linker finds). An `LD_PRELOAD`
+//! library does not displace them: the executable comes first. Statically linked binaries are
+//! not supported: tried here with glibc (`-C target-feature=+crt-static`),
+//! the link fails with "duplicate symbol: getaddrinfo" (libc.a's own
+//! definition is pulled in too), so the failure is loud, never a silent
+//! no-op. musl (static by default) would meet the same duplicates; its
+//! target was not installable here, so that is untested. The variadic
+//! `fcntl` and `ioctl` are defined with one fixed argument, which is how
+//! the Linux C ABIs of x86-64 and aarch64 pass it (checked: the crate
+//! builds for both; the tests ran on x86-64). Elsewhere than Linux with
+//! glibc, enabling the feature is a compile error.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -193,16 +199,10 @@ impl std::error::Error for PatchError {}
 /// ```
 #[doc(alias = "patch")]
 pub fn patch_all() -> Result<(), PatchError> {
-    for (name, ours) in hooks::symbols() {
+    check_symbols(|name| {
         // SAFETY: `name` is a NUL-terminated C string; dlsym only reads it.
-        let found = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
-        if !found.is_null() && found as usize != ours {
-            return Err(PatchError {
-                symbol: name.to_str().unwrap_or("?"),
-                why: "the dynamic linker finds another definition first",
-            });
-        }
-    }
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) as usize }
+    })?;
     PROBED.store(false, Ordering::SeqCst);
     // SAFETY: closing -1 only fails with EBADF; it is the probe.
     unsafe { libc::close(-1) };
@@ -219,6 +219,21 @@ pub fn patch_all() -> Result<(), PatchError> {
         unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
     });
     PATCHED.store(true, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Checks that `lookup` (the dynamic linker's answer, 0 for none) finds
+/// greenhub's definition of every interposed symbol.
+fn check_symbols(lookup: impl Fn(&std::ffi::CStr) -> usize) -> Result<(), PatchError> {
+    for (name, ours) in hooks::symbols() {
+        let found = lookup(name);
+        if found != 0 && found != ours {
+            return Err(PatchError {
+                symbol: name.to_str().unwrap_or("?"),
+                why: "the dynamic linker finds another definition first",
+            });
+        }
+    }
     Ok(())
 }
 
@@ -307,4 +322,27 @@ pub(crate) fn settle_outcome(outcome: Outcome) -> Outcome {
         return Outcome::Killed;
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_definition_found_first_is_an_error_naming_it() {
+        let theirs = |name: &std::ffi::CStr| {
+            if name == c"recv" {
+                1
+            } else {
+                0
+            }
+        };
+        let e = check_symbols(theirs).unwrap_err();
+        assert_eq!(e.symbol(), "recv");
+        assert!(e.to_string().contains("another definition"), "{e}");
+        // Found as ours, or not found at all (a static binary): fine.
+        let ours: std::collections::HashMap<_, _> = hooks::symbols().into_iter().collect();
+        assert!(check_symbols(|n| ours[n]).is_ok());
+        assert!(check_symbols(|_| 0).is_ok());
+    }
 }

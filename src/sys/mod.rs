@@ -55,6 +55,11 @@ pub(crate) use unix::{
     page_size, protect_guard, unmap, write_stderr,
 };
 
+// The `monkey` feature defines glibc's own symbols, with Linux's system
+// call numbers and C ABI.
+#[cfg(all(feature = "monkey", not(all(target_os = "linux", target_env = "gnu"))))]
+compile_error!("greenhub's `monkey` feature needs Linux with glibc: it defines libc's own symbols");
+
 // The poller (hub.rs): epoll on Linux.
 #[cfg(target_os = "linux")]
 mod epoll;
