@@ -150,6 +150,13 @@ static PATCHED: AtomicBool = AtomicBool::new(false);
 static PROBED: AtomicBool = AtomicBool::new(false);
 
 /// Why [`patch_all`] could not patch.
+///
+/// ```
+/// match greenhub::monkey::patch_all() {
+///     Ok(()) => {}
+///     Err(e) => eprintln!("not patched ({}): {e}", e.symbol()),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatchError {
     symbol: &'static str,
@@ -157,7 +164,8 @@ pub struct PatchError {
 }
 
 impl PatchError {
-    /// The libc symbol that is not greenhub's.
+    /// The libc symbol that is not greenhub's (see [`PatchError`]'s
+    /// example).
     pub fn symbol(&self) -> &'static str {
         self.symbol
     }
