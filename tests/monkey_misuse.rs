@@ -341,3 +341,21 @@ fn a_short_stream_read_then_more_data_is_read() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn the_standard_streams_are_never_made_non_blocking() {
+    patch();
+    // SAFETY: F_GETFL with the raw system call, which greenhub does not filter.
+    let raw_fl = |fd: i32| unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_GETFL) } as i32;
+    let before: Vec<i32> = (0..3).map(|fd| raw_fl(fd) & libc::O_NONBLOCK).collect();
+    greenhub::spawn(|| {
+        println!("a line on stdout from a green thread");
+        eprintln!("a line on stderr from a green thread");
+        // SAFETY: writes a live buffer of its length to stdout.
+        unsafe { libc::write(1, b"x\n".as_ptr().cast(), 2) };
+    })
+    .join()
+    .unwrap();
+    let after: Vec<i32> = (0..3).map(|fd| raw_fl(fd) & libc::O_NONBLOCK).collect();
+    assert_eq!(before, after);
+}

@@ -23,6 +23,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::debug::WaitTag;
 pub use crate::greenlet::core::Wake;
 use crate::greenlet::core::{self, Inner, Kind, Msg, Next, State, WaitState, WouldBlockForever};
 use crate::greenlet::gref::GRef;
@@ -128,6 +129,8 @@ pub(crate) struct Hub {
     stop_waker: RefCell<Option<Waker>>,
     /// Source of `with_timeout` tokens (>= 2; see `THROW_*`).
     next_token: Cell<u32>,
+    /// Turns of the loop so far (for `debug::run_info`).
+    turns: Cell<u64>,
 }
 
 thread_local! {
@@ -152,6 +155,7 @@ impl Hub {
         Hub {
             root: {
                 crate::stack::install_overflow_handler(core::describe_running);
+                crate::debug::on_hub_created();
                 let root = GRef::new(Inner::new(Kind::Root, None, 0));
                 core::ROOT.set(GRef::as_ptr(&root));
                 root
@@ -172,6 +176,7 @@ impl Hub {
             stop_requested: Cell::new(false),
             stop_waker: RefCell::new(None),
             next_token: Cell::new(2),
+            turns: Cell::new(0),
         }
     }
 
@@ -244,11 +249,11 @@ impl Hub {
     fn batch_step(&self, queue: &VecDeque<Ready>, left: usize) {
         let taken = self.taken.get().wrapping_add(1);
         self.taken.set(taken);
-        if taken % BURST as u32 == 0 {
+        if taken.is_multiple_of(BURST as u32) {
             prefetch_ahead(queue);
         }
         prefetch_next_stack(queue);
-        if left > LONG_BATCH && taken % SLICE_CHECK == 0 {
+        if left > LONG_BATCH && taken.is_multiple_of(SLICE_CHECK) {
             self.check_slice(taken);
         }
     }
@@ -305,6 +310,7 @@ impl Hub {
     /// callbacks for at most its switch interval before it looks at timers
     /// and I/O again.
     fn turn(&self) -> bool {
+        self.turns.set(self.turns.get() + 1);
         let has_timers = !self.timers.borrow().is_empty();
         let io_waiting = self.io.borrow().waiting > 0 || self.remotes.borrow().outstanding();
         // With no timer and nothing to poll, beginning the turn makes
@@ -453,6 +459,10 @@ impl Hub {
         if timeout.is_none_or(|t| !t.is_zero()) && self.spin_for_remote(REMOTE_SPIN) {
             timeout = Some(Duration::ZERO);
         }
+        let sleeps = timeout.is_none_or(|t| !t.is_zero());
+        if sleeps {
+            crate::debug::hub_idle(true);
+        }
         match self.poller() {
             Ok(p) => p.wait(timeout, |ev| {
                 if ev.token == remote::INBOX_TOKEN {
@@ -462,6 +472,9 @@ impl Hub {
                 }
             }),
             Err(_) => std::thread::sleep(timeout.unwrap_or(Duration::from_millis(10))),
+        }
+        if sleeps {
+            crate::debug::hub_idle(false);
         }
     }
 
@@ -597,6 +610,28 @@ fn prefetch_next_stack(ready: &VecDeque<Ready>) {
     }
 }
 
+/// The hub's figures, for `debug::run_info`.
+pub(crate) struct Figures {
+    pub(crate) turns: u64,
+    pub(crate) ready: usize,
+    pub(crate) timers: usize,
+    pub(crate) fds: usize,
+    pub(crate) fds_waited: usize,
+}
+
+impl Hub {
+    pub(crate) fn figures(&self) -> Figures {
+        let io = self.io.borrow();
+        Figures {
+            turns: self.turns.get(),
+            ready: self.ready.borrow().len() + self.woken.borrow().len(),
+            timers: self.timers.borrow().len(),
+            fds: io.registered(),
+            fds_waited: io.waiting,
+        }
+    }
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
         core::ROOT.set(std::ptr::null());
@@ -678,6 +713,21 @@ pub(crate) fn deliver_throw(g: &GRef, code: u32) {
 /// does. Wakes after the park has ended (it timed out, or another waker of
 /// the same park fired first) are ignored, so a stale waker left in a list is
 /// harmless.
+///
+/// ```
+/// use greenhub::hub::{park, Wake, Waker};
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+///
+/// // A one-shot signal built on park: the waiter leaves its waker, the
+/// // setter wakes it.
+/// let waiting: Rc<RefCell<Option<Waker>>> = Rc::default();
+/// let w = waiting.clone();
+/// let setter = greenhub::spawn(move || w.borrow_mut().take().map(|w| w.wake()));
+/// let why = park(None, |waker| *waiting.borrow_mut() = Some(waker.clone()));
+/// assert_eq!(why, Wake::Ready);
+/// assert_eq!(setter.join().unwrap(), Some(true));
+/// ```
 #[derive(Clone)]
 pub struct Waker {
     g: GRef,
@@ -740,6 +790,11 @@ impl Waker {
     }
 
     /// The id of the green thread this waker wakes.
+    ///
+    /// ```
+    /// let me = greenhub::Greenlet::current().id();
+    /// greenhub::hub::park(Some(greenhub::now()), |w| assert_eq!(w.green_thread_id(), me));
+    /// ```
     pub fn green_thread_id(&self) -> u64 {
         self.g.id
     }
@@ -802,7 +857,16 @@ impl fmt::Debug for Waker {
 /// let why = park(Some(Instant::now() + Duration::from_millis(5)), |_waker| {});
 /// assert_eq!(why, Wake::TimedOut);
 /// ```
+#[doc(alias = "wait")]
+#[doc(alias = "LoopExit")]
 pub fn park(deadline: Option<Instant>, register: impl FnOnce(&Waker)) -> Wake {
+    park_as(WaitTag::PARK, deadline, register)
+}
+
+/// [`park`], saying what the park waits on (shown by `debug::run_info`).
+#[inline]
+pub(crate) fn park_as(tag: WaitTag, deadline: Option<Instant>, register: impl FnOnce(&Waker)) -> Wake {
+    core::with_current(|g| g.wait_tag.set(tag.0));
     match park_inner(deadline, register) {
         Ok(w) => w,
         Err(WouldBlockForever) => panic!(
@@ -881,6 +945,8 @@ fn take_wake(msg: Msg) {
 /// greenhub::yield_now();
 /// assert!(h.is_finished());
 /// ```
+#[doc(alias = "sleep(0)")]
+#[doc(alias = "idle")]
 pub fn yield_now() {
     assert_can_block();
     let cur = core::current();
@@ -917,11 +983,26 @@ pub fn sleep(duration: Duration) {
 ///
 /// # Blocking
 /// Parks until the deadline has passed.
+///
+/// ```
+/// use std::time::Duration;
+/// let wake_at = greenhub::now() + Duration::from_millis(10);
+/// greenhub::sleep_until(wake_at);
+/// assert!(greenhub::now() >= wake_at);
+/// ```
 pub fn sleep_until(deadline: Instant) {
-    while park(Some(deadline), |_| {}) != Wake::TimedOut {}
+    while park_as(WaitTag::SLEEP, Some(deadline), |_| {}) != Wake::TimedOut {}
 }
 
-/// The hub's clock (monotonic), the time base of `call_at` and deadlines.
+/// The hub's clock (monotonic), the time base of `call_at` and deadlines
+/// (asyncio's `loop.time()`).
+///
+/// ```
+/// let t0 = greenhub::now();
+/// greenhub::sleep(std::time::Duration::from_millis(1));
+/// assert!(greenhub::now() > t0);
+/// ```
+#[doc(alias = "time")]
 pub fn now() -> Instant {
     Instant::now()
 }
@@ -943,6 +1024,7 @@ pub fn run_forever() {
     if HUB.with(|h| h.stop_requested.replace(false)) {
         return yield_now();
     }
+    core::with_current(|g| g.wait_tag.set(WaitTag::RUN_FOREVER.0));
     let waited = park_inner(None, |w| {
         HUB.with(|h| *h.stop_waker.borrow_mut() = Some(w.clone()))
     });
@@ -955,6 +1037,15 @@ pub fn run_forever() {
 
 /// Makes [`run_forever`] return. Called before `run_forever`, it makes the
 /// next `run_forever` return after one pass of the loop (asyncio's rule).
+///
+/// ```
+/// let worker = greenhub::spawn(|| {
+///     greenhub::sleep(std::time::Duration::from_millis(5));
+///     greenhub::stop(); // from a green thread: run_forever below returns
+/// });
+/// greenhub::run_forever();
+/// assert!(worker.is_finished());
+/// ```
 pub fn stop() {
     let waker = HUB.with(|h| {
         h.stop_requested.set(true);

@@ -198,7 +198,10 @@ pub(crate) fn for_green(fd: libc::c_int) -> Option<&'static FdState> {
     }
     let mode = raw::file_type(fd)?;
     let is_socket = mode == libc::S_IFSOCK;
-    let coop = is_socket || mode == libc::S_IFIFO;
+    // The standard streams are shared with the parent and other processes:
+    // turning on their O_NONBLOCK would change those processes' reads and
+    // writes too, so they never cooperate.
+    let coop = (is_socket || mode == libc::S_IFIFO) && fd > 2;
     let fl = raw::get_fl(fd)?;
     let mut bits = KNOWN;
     if coop {

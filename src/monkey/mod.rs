@@ -87,6 +87,10 @@
 //! - Regular files (and terminals, eventfds, other devices) do not
 //!   cooperate: the kernel reports them always ready. Use
 //!   [`blocking::run`](crate::blocking::run) for slow disks.
+//! - The standard streams (fds 0, 1 and 2) do not cooperate even when they
+//!   are pipes or sockets: they are shared with other processes, whose
+//!   calls greenhub's `O_NONBLOCK` would change. A read of a piped stdin
+//!   blocks the OS thread: use [`blocking::run`](crate::blocking::run).
 //! - Calls libc makes internally (inside `getaddrinfo`, `system`, stdio's
 //!   `fread` on a socket) do not go through the symbols.
 //! - Of the entry points that C code built with `_FORTIFY_SOURCE` calls,
