@@ -506,6 +506,10 @@ fn run_entry(entry: Entry, first: Msg) -> Outcome {
         Err(p) if (*p).type_id() == TypeId::of::<KillUnwind>() => Outcome::Killed,
         Err(p) => Outcome::Panicked(p),
     };
+    // A kill that a patched libc call turned into an error (it cannot
+    // unwind through a C frame) still makes the outcome "killed".
+    #[cfg(feature = "monkey")]
+    let outcome = crate::monkey::settle_outcome(outcome);
     // Hooks may register more hooks (a value's destructor using a Local).
     loop {
         let hooks = with_current(Inner::take_on_exit);
@@ -592,6 +596,26 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> R {
     // SAFETY: as in `current`: the pointee is alive while it runs (CURRENT)
     // or while the hub exists (ROOT), which covers this call.
     f(unsafe { &*p })
+}
+
+/// Whether code running now belongs to a green thread (or the root) of a
+/// live hub, running its own code: false on the hub's loop (the root is
+/// then parked or scheduled), on threads that never had a hub, and once the
+/// hub is torn down. Only reads thread-locals that need no initialisation,
+/// so it is safe anywhere (the interposed libc calls ask it).
+#[cfg(feature = "monkey")]
+#[inline]
+pub(crate) fn running_own_code() -> bool {
+    let mut p = CURRENT.get();
+    if p.is_null() {
+        p = ROOT.get();
+        if p.is_null() {
+            return false;
+        }
+    }
+    // SAFETY: as in `current`: CURRENT and ROOT point to live records
+    // while they are non-null.
+    unsafe { &*p }.state.get() == State::Running
 }
 
 /// Whether `g` is the running green thread.

@@ -490,6 +490,13 @@ impl Hub {
     }
 }
 
+/// Whether a hub callback is running (it must not block).
+#[cfg(feature = "monkey")]
+#[inline]
+pub(crate) fn in_callback() -> bool {
+    IN_CALLBACK.get()
+}
+
 /// Panics unless the running code may block (not inside a hub callback).
 #[inline]
 pub(crate) fn assert_can_block() {
