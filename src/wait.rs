@@ -14,13 +14,13 @@
 //! use std::time::Duration;
 //! use greenhub::{sleep, spawn, wait};
 //!
-//! let hs: Vec<_> = [20u64, 5]
+//! let hs: Vec<_> = [200u64, 5]
 //!     .into_iter()
 //!     .map(|ms| spawn(move || { sleep(Duration::from_millis(ms)); ms }))
 //!     .collect();
 //! assert_eq!(wait::wait_any(&hs), 1);
 //! let results: Vec<u64> = wait::gather(hs).into_iter().map(Result::unwrap).collect();
-//! assert_eq!(results, [20, 5]);
+//! assert_eq!(results, [200, 5]);
 //! ```
 
 use std::collections::VecDeque;
