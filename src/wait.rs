@@ -283,12 +283,12 @@ pub struct AsCompleted<W> {
 /// use std::time::Duration;
 /// use greenhub::{sleep, spawn, wait::as_completed};
 ///
-/// let hs: Vec<_> = [30u64, 10, 20]
+/// let hs: Vec<_> = [300u64, 100, 200]
 ///     .into_iter()
 ///     .map(|ms| spawn(move || { sleep(Duration::from_millis(ms)); ms }))
 ///     .collect();
 /// let order: Vec<u64> = as_completed(hs).map(|(_, h)| h.join().unwrap()).collect();
-/// assert_eq!(order, [10, 20, 30]);
+/// assert_eq!(order, [100, 200, 300]);
 /// ```
 #[doc(alias = "iwait")]
 pub fn as_completed<W: Waitable, I: IntoIterator<Item = W>>(items: I) -> AsCompleted<W> {
