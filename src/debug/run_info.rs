@@ -13,6 +13,15 @@ use crate::hub::{self, timers::Action};
 /// A snapshot of the current hub: its figures and every live green thread.
 /// Its `Display` is the report (see [the module docs](crate::debug#run-info)
 /// for how to read it); the fields are there for tools.
+///
+/// ```
+/// let worker = greenhub::spawn(|| greenhub::sleep(std::time::Duration::from_secs(5)));
+/// greenhub::yield_now();
+/// let info = greenhub::debug::run_info();
+/// assert!(info.timers >= 1); // the sleep's
+/// assert!(info.green_threads.iter().any(|g| g.id == worker.id()));
+/// worker.kill();
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RunInfo {
@@ -69,7 +78,10 @@ pub struct GreenThreadInfo {
 /// ```
 pub fn run_info() -> RunInfo {
     let me = core::current();
-    let greens = super::registry::snapshot();
+    let greens: Vec<_> = crate::greenlet::gref::live_records()
+        .into_iter()
+        .filter(|g| !g.is_dead() && !g.is_root())
+        .collect();
     // What each parked green thread's timer says (deadline), and whom each
     // joiner waits for, found where the hub and the records keep them.
     let mut deadlines: HashMap<u64, Instant> = HashMap::new();

@@ -480,6 +480,7 @@ impl Hub {
 
     fn run_callback(&self, c: &CallSlot) {
         if let Some(f) = c.take() {
+            crate::debug::in_callback();
             IN_CALLBACK.set(true);
             // A panicking callback must not stop the hub; the panic hook has
             // already reported it, as gevent prints a failed callback.
@@ -487,6 +488,13 @@ impl Hub {
             IN_CALLBACK.set(false);
         }
     }
+}
+
+/// Whether a hub callback is running (it must not block).
+#[cfg(feature = "monkey")]
+#[inline]
+pub(crate) fn in_callback() -> bool {
+    IN_CALLBACK.get()
 }
 
 /// Panics unless the running code may block (not inside a hub callback).
