@@ -232,8 +232,8 @@ impl Pool {
     /// use std::time::Duration;
     /// let pool = greenhub::pool::Pool::new(3);
     /// let sleep_then = |ms: u64| { greenhub::sleep(Duration::from_millis(ms)); ms };
-    /// let order: Vec<u64> = pool.imap_unordered(sleep_then, [30, 10, 20]).collect();
-    /// assert_eq!(order, [10, 20, 30]);
+    /// let order: Vec<u64> = pool.imap_unordered(sleep_then, [90, 30, 60]).collect();
+    /// assert_eq!(order, [30, 60, 90]);
     /// ```
     pub fn imap_unordered<A: 'static, T: 'static, F: Fn(A) -> T + 'static, I: IntoIterator<Item = A>>(
         &self,

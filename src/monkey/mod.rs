@@ -170,6 +170,13 @@ pub struct PatchError {
 impl PatchError {
     /// The libc symbol that is not greenhub's (see [`PatchError`]'s
     /// example).
+    ///
+    /// ```
+    /// if let Err(e) = greenhub::monkey::patch_all() {
+    ///     // A libc name such as "recv", the first found not to be greenhub's.
+    ///     assert!(e.to_string().contains(e.symbol()));
+    /// }
+    /// ```
     pub fn symbol(&self) -> &'static str {
         self.symbol
     }
