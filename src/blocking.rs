@@ -141,6 +141,10 @@ pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
             !wait.is_done(),
             "greenhub: the blocking pool lost a job without running it"
         );
-        wait.park(None);
+        if wait.park(None) == crate::hub::Wake::TimedOut {
+            // The caller unwinds, so the hub cannot run (parks return at
+            // once): wait for the pool's thread on this OS thread instead.
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
     }
 }

@@ -379,7 +379,7 @@ impl Shared {
         if self.stopping.replace(true) {
             return self.wait_done();
         }
-        let deadline = Instant::now() + grace;
+        let deadline = crate::hub::deadline_after(grace);
         drop(self.listener.borrow_mut().take());
         let accept_loop = self.accept_loop.borrow_mut().take();
         if let Some(h) = accept_loop {
@@ -388,7 +388,7 @@ impl Shared {
         }
         // From a handler, these wait for and kill the other handlers.
         self.handlers
-            .join_timeout(deadline.saturating_duration_since(Instant::now()));
+            .join_timeout(deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now())));
         self.handlers.kill();
         self.finish();
     }
@@ -403,11 +403,15 @@ impl Shared {
 
     fn wait_done(&self) {
         while !self.done.get() {
-            park(None, |w| {
+            let why = park(None, |w| {
                 let mut waiters = self.done_waiters.borrow_mut();
                 waiters.retain(Waker::is_waiting);
                 waiters.push(w.clone());
             });
+            // Without a deadline, only an unwinding caller times out.
+            if why == crate::hub::Wake::TimedOut {
+                return;
+            }
         }
     }
 
@@ -491,7 +495,7 @@ fn accept_loop(shared: &Rc<Shared>, listener: &TcpListener) {
                     Some(d) => (d * 2).min(BACKOFF_MAX),
                 };
                 backoff = Some(delay);
-                shared.wait_for_handler_end(Some(Instant::now() + delay));
+                shared.wait_for_handler_end(crate::hub::deadline_after(delay));
             }
             Err(e) if is_transient(&e) => {}
             Err(e) => {

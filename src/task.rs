@@ -171,12 +171,11 @@ impl Builder {
         // Parked on a timer; the timer's wake schedules its start.
         g.state.set(State::Parked);
         g.wait.set(WaitState::Parked);
-        let waker = hub::Waker::new(g.clone());
-        hub::with(|h| {
-            h.timers
-                .borrow_mut()
-                .insert(Instant::now() + delay, Action::Wake(waker))
-        });
+        // A start past the clock's range never comes (a kill still ends it).
+        if let Some(start) = hub::deadline_after(delay) {
+            let waker = hub::Waker::new(g.clone());
+            hub::with(|h| h.timers.borrow_mut().insert(start, Action::Wake(waker)));
+        }
         Ok(JoinHandle { g, _t: PhantomData })
     }
 
@@ -326,6 +325,11 @@ impl<T> JoinHandle<T> {
             return false;
         }
         if std::ptr::eq(core::current_ptr(), GRef::as_ptr(g)) {
+            // Already unwinding: a second unwind out of a destructor would
+            // abort the process, and this one ends the green thread anyway.
+            if hub::unwinding() {
+                return false;
+            }
             panic::resume_unwind(Box::new(core::KillUnwind));
         }
         hub::deliver_throw(g, core::THROW_KILL);
@@ -348,6 +352,26 @@ impl<T> JoinHandle<T> {
     }
 }
 
+/// Detaches the green thread: its result is dropped on its own stack when
+/// it ends (or here, if it has ended), never on the hub's; a panic in the
+/// result's `Drop` is reported by the panic hook and goes no further.
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let g = &self.g;
+        if !g.is_dead() {
+            g.set_detached();
+            return;
+        }
+        if let Body::Done(Some(outcome)) = g.body.replace(Body::Done(None)) {
+            match outcome {
+                Outcome::Returned(v) => core::drop_result(v),
+                Outcome::Panicked(p) => core::drop_payload(p),
+                Outcome::Killed | Outcome::NoStack(_) => {}
+            }
+        }
+    }
+}
+
 impl<T> crate::wait::Waitable for JoinHandle<T> {
     fn is_ready(&self) -> bool {
         self.g.is_dead()
@@ -365,8 +389,16 @@ impl<T> crate::wait::Waitable for JoinHandle<T> {
     }
 }
 
-/// Parks until `g` is dead or `deadline` passes; returns whether it is dead.
+/// Parks until `g` is dead or `deadline` passes; returns whether it is
+/// dead. While the caller unwinds, parks return at once (see the crate
+/// docs' rules for destructors), so this gives up too.
+///
+/// # Panics
+/// If `g` is the calling green thread: it would wait for itself forever.
 fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
+    if !g.is_dead() && core::is_current(g) {
+        joined_itself(g);
+    }
     while !g.is_dead() {
         let why = hub::park(deadline, |w| {
             g.with_extra(|e| {
@@ -381,6 +413,14 @@ fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
     true
 }
 
+#[cold]
+fn joined_itself(g: &Inner) -> ! {
+    panic!(
+        "greenhub: green thread #{} tried to join (or wait for) itself, which would wait forever",
+        g.id
+    )
+}
+
 /// How `join` and `join_timeout` go, for every kind of join handle
 /// (`JoinHandle` here, `thread::RemoteJoinHandle`): wait, then take the
 /// result, which can be taken once.
@@ -392,12 +432,15 @@ pub(crate) trait Join<T>: Sized {
     fn take(&mut self) -> Result<T, JoinError>;
 
     fn join_now(mut self) -> Result<T, JoinError> {
-        self.wait_until(None);
+        // Only an unwinding caller stops waiting early (see `wait_dead`).
+        if !self.wait_until(None) {
+            return Err(JoinError::TimedOut);
+        }
         self.take()
     }
 
     fn join_within(&mut self, timeout: Duration) -> Result<T, JoinError> {
-        if !self.wait_until(Some(Instant::now() + timeout)) {
+        if !self.wait_until(crate::hub::deadline_after(timeout)) {
             return Err(JoinError::TimedOut);
         }
         self.take()
@@ -476,10 +519,10 @@ pub fn join_all_timeout<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(
     handles: I,
     timeout: Duration,
 ) -> Vec<usize> {
-    let deadline = Instant::now() + timeout;
+    let deadline = hub::deadline_after(timeout);
     let handles: Vec<&JoinHandle<T>> = handles.into_iter().collect();
     for h in &handles {
-        if !wait_dead(&h.g, Some(deadline)) {
+        if !wait_dead(&h.g, deadline) {
             break;
         }
     }

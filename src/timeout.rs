@@ -46,7 +46,11 @@ impl From<Elapsed> for std::io::Error {
 /// assert_eq!(r, Ok(42));
 /// ```
 pub fn with_timeout<T>(timeout: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    with_deadline(Instant::now() + timeout, f)
+    match hub::deadline_after(timeout) {
+        Some(deadline) => with_deadline(deadline, f),
+        // Past the clock's range: the time never runs out.
+        None => Ok(f()),
+    }
 }
 
 /// [`with_timeout`] with an absolute deadline.

@@ -102,6 +102,11 @@ pub(crate) struct TimeoutUnwind(pub(crate) u32);
 pub(crate) const THROW_NONE: u32 = 0;
 pub(crate) const THROW_KILL: u32 = 1;
 
+/// `Inner::flags`: the green thread has a stack and coroutine (or is the root).
+const STARTED: u8 = 1;
+/// `Inner::flags`: a spawned green thread's `JoinHandle` was dropped.
+const DETACHED: u8 = 2;
+
 /// Stack sizes are stored in units of 4 KiB, in a `u16`, to keep the
 /// record of an unstarted green thread small.
 pub(crate) const STACK_UNIT: usize = 4096;
@@ -208,7 +213,8 @@ pub(crate) struct Inner {
     pub(crate) state: Cell<State>,
     pub(crate) wait: Cell<WaitState>,
     pub(crate) reason: Cell<Wake>,
-    pub(crate) started: Cell<bool>,
+    /// `STARTED` and `DETACHED` (one byte: the record has no room for two).
+    flags: Cell<u8>,
     /// The current park's own deadline timer fired (it is out of the timer
     /// map already, so the park need not look it up to remove it).
     pub(crate) timer_fired: Cell<bool>,
@@ -261,7 +267,7 @@ impl Inner {
             }),
             wait: Cell::new(WaitState::Idle),
             reason: Cell::new(Wake::Ready),
-            started: Cell::new(kind == Kind::Root),
+            flags: Cell::new(if kind == Kind::Root { STARTED } else { 0 }),
             timer_fired: Cell::new(false),
             stack_units: stack_size.div_ceil(STACK_UNIT).min(u16::MAX as usize) as u16,
             seq: Cell::new(0),
@@ -282,7 +288,24 @@ impl Inner {
     }
 
     pub(crate) fn is_started(&self) -> bool {
-        self.started.get()
+        self.flags.get() & STARTED != 0
+    }
+
+    fn set_started(&self) {
+        self.flags.set(self.flags.get() | STARTED);
+    }
+
+    /// Whether the `JoinHandle` of this spawned green thread was dropped.
+    pub(crate) fn is_detached(&self) -> bool {
+        self.flags.get() & DETACHED != 0
+    }
+
+    /// Notes that nobody will take this green thread's result: it is then
+    /// dropped on the green thread's own stack as its function ends (see
+    /// `run_entry`), where blocking and panicking are handled, never on the
+    /// hub's.
+    pub(crate) fn set_detached(&self) {
+        self.flags.set(self.flags.get() | DETACHED);
     }
 
     pub(crate) fn stack_size(&self) -> usize {
@@ -345,6 +368,12 @@ impl Inner {
 
     #[cold]
     fn throw_now(&self) {
+        // An unwinding green thread is not thrown into again: a second
+        // panic out of a destructor aborts the process. The throw stays
+        // pending for its next blocking call once the unwind is over.
+        if std::thread::panicking() {
+            return;
+        }
         match self.throw.replace(THROW_NONE) {
             THROW_NONE => {}
             THROW_KILL => panic::resume_unwind(Box::new(KillUnwind)),
@@ -355,7 +384,7 @@ impl Inner {
     /// Marks an unstarted green thread dead without running it.
     pub(crate) fn kill_unstarted(&self) {
         let old = self.body.replace(Body::Done(Some(Outcome::Killed)));
-        self.started.set(true);
+        self.set_started();
         self.die();
         drop(old);
     }
@@ -364,7 +393,7 @@ impl Inner {
     pub(crate) fn die(&self) {
         self.state.set(State::Dead);
         self.wait.set(WaitState::Idle);
-        self.seq.set(self.seq.get() + 1);
+        self.seq.set(self.seq.get().wrapping_add(1));
         let joiners = match self.extra.take() {
             Some(mut e) => {
                 let j = std::mem::take(&mut e.joiners);
@@ -381,7 +410,7 @@ impl Inner {
     /// Gives the green thread its stack and coroutine, if it has none yet.
     #[inline]
     pub(crate) fn ensure_started(&self) -> io::Result<()> {
-        if self.started.get() {
+        if self.is_started() {
             return Ok(());
         }
         self.start()
@@ -391,6 +420,9 @@ impl Inner {
     fn start(&self) -> io::Result<()> {
         let stack = Stack::new(self.stack_size())?;
         self.stack_low.set(stack.guard().1);
+        // A `spawn_later` start was a park's wake: that park is over.
+        self.wait.set(WaitState::Idle);
+        self.seq.set(self.seq.get().wrapping_add(1));
         let Body::Unstarted(entry) = self.body.replace(Body::Running) else {
             unreachable!("greenhub: a green thread not started has its entry")
         };
@@ -399,7 +431,7 @@ impl Inner {
             Req::Exit(run_entry(entry, first))
         });
         self.body.set(Body::Started(coro));
-        self.started.set(true);
+        self.set_started();
         Ok(())
     }
 }
@@ -425,6 +457,7 @@ fn run_entry(entry: Entry, first: Msg) -> Outcome {
         Err(p) if (*p).type_id() == TypeId::of::<KillUnwind>() => Outcome::Killed,
         Err(p) => Outcome::Panicked(p),
     };
+    let outcome = drop_if_detached(outcome);
     // Hooks may register more hooks (a value's destructor using a Local).
     loop {
         let hooks = with_current(Inner::take_on_exit);
@@ -437,6 +470,39 @@ fn run_entry(entry: Entry, first: Msg) -> Outcome {
         }
     }
     outcome
+}
+
+/// Drops a panic payload caught by greenhub (a failed callback, a
+/// detached green thread's panic): a payload whose own `Drop` panics must
+/// not unwind into the hub; that second payload is leaked, not dropped.
+pub(crate) fn drop_payload(p: Payload) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(p))) {
+        std::mem::forget(again);
+    }
+}
+
+/// A detached spawned green thread's result (or panic payload) has no
+/// taker: it is dropped here, on the green thread's own stack, where a
+/// `Drop` that blocks parks like any code and one that panics is caught
+/// and reported, instead of on the hub's stack when the record goes.
+fn drop_if_detached(outcome: Outcome) -> Outcome {
+    if !with_current(|g| g.kind == Kind::Task && g.is_detached()) {
+        return outcome;
+    }
+    match outcome {
+        Outcome::Returned(v) => drop_result(v),
+        Outcome::Panicked(p) => drop_payload(p),
+        Outcome::Killed | Outcome::NoStack(_) => {}
+    }
+    Outcome::Killed
+}
+
+/// Drops a green thread's result that nobody will take; a panic of its
+/// `Drop` (already reported by the panic hook) goes no further.
+pub(crate) fn drop_result(v: Value) {
+    if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
+        drop_payload(p);
+    }
 }
 
 /// Runs `f` when the current green thread's function ends, on its own

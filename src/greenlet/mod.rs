@@ -64,6 +64,12 @@ pub enum SwitchError {
     },
     /// No stack could be had to start the target (the error says which limit).
     NoStack(io::Error),
+    /// The caller is unwinding (a destructor running during a panic, kill
+    /// or timeout): it may not switch away, or the green thread switched to
+    /// would run with std's panic count raised and could throw into the
+    /// caller, aborting the process (see the crate docs' rules for
+    /// destructors).
+    Unwinding,
 }
 
 impl fmt::Display for SwitchError {
@@ -80,6 +86,10 @@ impl fmt::Display for SwitchError {
                 )
             }
             SwitchError::NoStack(e) => write!(f, "cannot start greenlet: {e}"),
+            SwitchError::Unwinding => f.write_str(
+                "cannot switch away from a green thread that is unwinding (a destructor \
+                 running during a panic, kill or timeout)",
+            ),
         }
     }
 }
@@ -223,6 +233,9 @@ impl Greenlet {
         if core::is_current(&self.inner) {
             return core::downcast::<R>(Box::new(value)).map_err(type_mismatch);
         }
+        if hub::unwinding() {
+            return Err(SwitchError::Unwinding);
+        }
         self.check_switchable()?;
         self.inner.ensure_started().map_err(SwitchError::NoStack)?;
         let msg = transfer(Next::Switch(self.inner.clone(), Msg::Value(Box::new(value))));
@@ -250,6 +263,9 @@ impl Greenlet {
     /// # Panics
     /// As [`switch`](Greenlet::switch); a dead target is an error.
     pub fn throw<R: 'static>(&self, payload: Box<dyn Any + Send>) -> R {
+        if hub::unwinding() && !core::is_current(&self.inner) {
+            panic!("greenhub: {}", SwitchError::Unwinding);
+        }
         match self.try_throw(Msg::Throw(payload)) {
             Ok(r) => r,
             Err(e) => panic!("greenhub: {e}"),
@@ -366,10 +382,38 @@ impl Drop for Greenlet {
         if hub::try_can_block() {
             if let Some(cur) = core::try_current() {
                 g.with_extra(|e| e.parent = Some(cur));
-                let _: Result<GreenletExitOrAny, _> = self.try_throw(Msg::Throw(Box::new(KillUnwind)));
+                // Its body may answer the kill with a panic of its own, which
+                // then reaches us: greenlet prints such an error and ignores
+                // it, and a `Drop` must not panic (during another unwind that
+                // aborts the process).
+                let killed = panic::catch_unwind(panic::AssertUnwindSafe(|| {
+                    self.try_throw::<GreenletExitOrAny>(Msg::Throw(Box::new(KillUnwind)))
+                }));
+                if let Err(p) = killed {
+                    report_ignored_panic(g, p);
+                }
             }
         }
     }
+}
+
+/// Reports on stderr a panic raised by greenlet `g` as the drop of its
+/// last handle killed it, and drops the payload (greenlet's way: print the
+/// error and go on).
+#[cold]
+fn report_ignored_panic(g: &Inner, p: Box<dyn Any + Send>) {
+    let msg = p
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload");
+    let name = g.name().map(|n| format!(" ({n})")).unwrap_or_default();
+    eprintln!(
+        "greenhub: greenlet #{}{name} panicked while being killed because its last handle \
+         was dropped; the panic is ignored: {msg}",
+        g.id
+    );
+    core::drop_payload(p);
 }
 
 impl fmt::Debug for Greenlet {

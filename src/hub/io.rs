@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Instant;
 
 use super::{park, with, Hub, Wake, Waker};
+use crate::greenlet::core::is_current;
 use crate::sys::{Event, Poller};
 
 /// Which way an operation waits.
@@ -36,8 +37,30 @@ struct Slot {
     /// The peer hung up: a short read may be followed by EOF with no event
     /// to announce it, so reads never wait first once this is set.
     hangup: bool,
+    /// Urgent data (`MSG_OOB`) was seen on it: reads stop short at the
+    /// urgent mark with data still queued and no event to come for it, so
+    /// a short read never marks it drained again.
+    urgent: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
+}
+
+impl Slot {
+    /// The parked waiter for `dir`.
+    fn place(&mut self, dir: Direction) -> &mut Option<Waker> {
+        match dir {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        }
+    }
+}
+
+#[cold]
+fn two_waiters(dir: Direction) -> ! {
+    panic!(
+        "greenhub: two green threads wait to {} the same fd at once",
+        if dir == Direction::Read { "read" } else { "write" }
+    )
 }
 
 /// The registered fds, indexed by the low half of their poller token.
@@ -67,6 +90,7 @@ impl IoTable {
         slot.in_use = true;
         slot.drained = false;
         slot.hangup = false;
+        slot.urgent = false;
         token(index, slot.generation)
     }
 
@@ -90,6 +114,7 @@ impl IoTable {
     pub(crate) fn dispatch(&mut self, ev: Event) {
         let Some(slot) = self.slot(ev.token) else { return };
         slot.hangup |= ev.hangup;
+        slot.urgent |= ev.urgent;
         if ev.readable {
             slot.drained = false;
             if let Some(w) = &slot.reader {
@@ -148,6 +173,18 @@ impl Registration {
     /// Parks until the fd may be ready for `dir`, or `deadline` passes
     /// (`TimedOut`). Readiness is a hint: the caller retries its syscall.
     pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        // Refused before anything is registered: the first waiter's waker
+        // stays in the slot (a guard made first would clear it as the
+        // refusal unwinds, and the first waiter would never wake).
+        let busy = with(|h| {
+            let mut t = h.io.borrow_mut();
+            t.slot(self.token)
+                .and_then(|slot| slot.place(dir).as_ref().map(Waker::is_waiting))
+                .unwrap_or(false)
+        });
+        if busy {
+            two_waiters(dir);
+        }
         let guard = Parked {
             token: self.token,
             dir,
@@ -156,17 +193,10 @@ impl Registration {
             with(|h| {
                 let mut t = h.io.borrow_mut();
                 if let Some(slot) = t.slot(self.token) {
-                    let place = match dir {
-                        Direction::Read => &mut slot.reader,
-                        Direction::Write => &mut slot.writer,
-                    };
-                    assert!(
-                        place.as_ref().is_none_or(|old| !old.is_waiting()),
-                        "greenhub: two green threads wait to {} the same fd at once",
-                        if dir == Direction::Read { "read" } else { "write" }
-                    );
-                    *place = Some(w.clone());
-                    t.waiting += 1;
+                    let place = slot.place(dir);
+                    if place.replace(w.clone()).is_none() {
+                        t.waiting += 1;
+                    }
                 }
             })
         });
@@ -182,7 +212,7 @@ impl Registration {
     pub(crate) fn mark_drained(&self) {
         with(|h| {
             if let Some(slot) = h.io.borrow_mut().slot(self.token) {
-                slot.drained = !slot.hangup;
+                slot.drained = !slot.hangup && !slot.urgent;
             }
         });
     }
@@ -200,7 +230,9 @@ impl Registration {
         deadline: Option<Instant>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        if dir == Direction::Read && self.is_drained() {
+        // Not while unwinding: parks return at once then, and the read
+        // is to be tried once (see the crate docs' rules for destructors).
+        if dir == Direction::Read && self.is_drained() && !super::unwinding() {
             self.wait(dir, deadline)?;
         }
         loop {
@@ -241,11 +273,9 @@ impl Drop for Parked {
         let _ = with_live_hub(|h| {
             let mut t = h.io.borrow_mut();
             if let Some(slot) = t.slot(self.token) {
-                let place = match self.dir {
-                    Direction::Read => &mut slot.reader,
-                    Direction::Write => &mut slot.writer,
-                };
-                if place.take().is_some() {
+                // Only our own waker: never another green thread's.
+                let place = slot.place(self.dir);
+                if place.take_if(|w| is_current(w.target())).is_some() {
                     t.waiting -= 1;
                 }
             }

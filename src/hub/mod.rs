@@ -467,12 +467,34 @@ impl Hub {
 
     fn run_callback(&self, c: &CallSlot) {
         if let Some(f) = c.take() {
-            IN_CALLBACK.set(true);
+            let _in_callback = InCallback::enter();
             // A panicking callback must not stop the hub; the panic hook has
             // already reported it, as gevent prints a failed callback.
-            let _ = panic::catch_unwind(AssertUnwindSafe(f));
-            IN_CALLBACK.set(false);
+            if let Err(p) = panic::catch_unwind(AssertUnwindSafe(f)) {
+                core::drop_payload(p);
+            }
         }
+    }
+}
+
+/// Marks the running code as a hub callback until dropped, however the
+/// callback ends (a guard: a panic escaping it must not leave the flag set,
+/// or every later blocking call would be refused).
+pub(crate) struct InCallback {
+    was: bool,
+}
+
+impl InCallback {
+    pub(crate) fn enter() -> InCallback {
+        InCallback {
+            was: IN_CALLBACK.replace(true),
+        }
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        IN_CALLBACK.set(self.was);
     }
 }
 
@@ -809,15 +831,20 @@ pub(crate) fn park_inner(
     deadline: Option<Instant>,
     register: impl FnOnce(&Waker),
 ) -> Result<Wake, WouldBlockForever> {
+    if unwinding() {
+        return Ok(park_unwinding(register));
+    }
     assert_can_block();
     let cur = core::current();
     cur.check_throw();
+    if cur.wait.get() != WaitState::Idle {
+        nested_park();
+    }
     let waker = Waker {
         g: cur.clone(),
         seq: cur.seq.get(),
     };
-    cur.wait.set(WaitState::Armed);
-    register(&waker);
+    register_armed(&cur, &waker, register);
     if cur.wait.get() == WaitState::Woken {
         end_wait(&cur);
         return Ok(cur.reason.get());
@@ -846,7 +873,86 @@ pub(crate) fn park_inner(
 
 fn end_wait(g: &Inner) {
     g.wait.set(WaitState::Idle);
-    g.seq.set(g.seq.get() + 1);
+    g.seq.set(g.seq.get().wrapping_add(1));
+}
+
+/// Whether the running code is unwinding (a panic, kill or timeout is
+/// running destructors): `std::thread::panicking()`, one atomic load while
+/// no thread of the process panics. See the crate docs' rules for
+/// destructors: an unwinding green thread never switches away.
+#[inline]
+pub(crate) fn unwinding() -> bool {
+    std::thread::panicking()
+}
+
+/// Arms `cur`'s park and runs `register`; if `register` panics, the park
+/// is disarmed (its waker goes stale), so the green thread can park again.
+#[inline]
+fn register_armed(cur: &Inner, waker: &Waker, register: impl FnOnce(&Waker)) {
+    /// Disarms the park if `register` unwinds.
+    struct Disarm<'a>(&'a Inner);
+    impl Drop for Disarm<'_> {
+        fn drop(&mut self) {
+            end_wait(self.0);
+        }
+    }
+    cur.wait.set(WaitState::Armed);
+    let disarm = Disarm(cur);
+    register(waker);
+    std::mem::forget(disarm);
+}
+
+/// A park made while the green thread unwinds (a destructor that blocks
+/// during a panic, kill or timeout): it never switches away, since a second
+/// throw could reach it there (which aborts the process: Rust cannot
+/// unwind out of a destructor that is already unwinding) and every other
+/// green thread would run with std's per-OS-thread panic count raised
+/// (`std::thread::panicking()` true, std mutexes poisoned by guards dropped
+/// there). It registers and returns at once as if its deadline had passed:
+/// `Ready` if `register` woke it, else `TimedOut`.
+#[cold]
+fn park_unwinding(register: impl FnOnce(&Waker)) -> Wake {
+    let cur = core::current();
+    // In a callback (the root's own park is in progress) or inside another
+    // park's `register`: nothing can be armed; time out without registering.
+    if IN_CALLBACK.get() || cur.wait.get() != WaitState::Idle {
+        return Wake::TimedOut;
+    }
+    let waker = Waker {
+        g: cur.clone(),
+        seq: cur.seq.get(),
+    };
+    register_armed(&cur, &waker, register);
+    let why = if cur.wait.get() == WaitState::Woken {
+        cur.reason.get()
+    } else {
+        Wake::TimedOut
+    };
+    end_wait(&cur);
+    why
+}
+
+/// A wait with no deadline and no way to report giving up (a lock's
+/// `lock`) found the condition unmet while its caller unwinds: it cannot
+/// wait (see `park_unwinding`), nor return. Says so; as a panic in a
+/// destructor during unwinding, this aborts the process, as a deadlock
+/// there would have hung it.
+#[cold]
+pub(crate) fn cannot_wait_unwinding(what: &str) -> ! {
+    panic!(
+        "greenhub: {what} would wait for another green thread, but the caller is unwinding \
+         (a destructor running during a panic, kill or timeout), when green threads never \
+         switch away; use a try_ or _timeout variant in destructors"
+    )
+}
+
+#[cold]
+fn nested_park() -> ! {
+    panic!(
+        "greenhub: park called inside another park's `register` closure (a blocking call \
+         while registering a waker); the outer park could never be woken: register only \
+         stores the waker, block before or after the park"
+    )
 }
 
 /// Accepts the message a parked or yielding green thread is resumed with.
@@ -875,6 +981,9 @@ fn take_wake(msg: Msg) {
 /// assert!(h.is_finished());
 /// ```
 pub fn yield_now() {
+    if unwinding() {
+        return;
+    }
     assert_can_block();
     let cur = core::current();
     cur.check_throw();
@@ -903,7 +1012,21 @@ pub fn sleep(duration: Duration) {
     if duration.is_zero() {
         return yield_now();
     }
-    sleep_until(Instant::now() + duration);
+    match deadline_after(duration) {
+        Some(deadline) => sleep_until(deadline),
+        // Past the clock's range: never (only a kill, or an unwinding
+        // caller's at-once return, ends it).
+        None => while park(None, |_| {}) != Wake::TimedOut {},
+    }
+}
+
+/// The deadline `timeout` from now; `None` ("never") when it lies past
+/// what `Instant` can hold (`Duration::MAX` and the like), where std's
+/// `Instant + Duration` would panic. Every public timeout goes through
+/// this, once (deadlines inside).
+#[inline]
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 /// Parks the current green thread until `deadline`.

@@ -68,7 +68,7 @@ impl<S: AsFd> Sock<S> {
             Direction::Read => self.read_timeout.get(),
             Direction::Write => self.write_timeout.get(),
         };
-        self.io_until(dir, timeout.map(|d| Instant::now() + d), op)
+        self.io_until(dir, timeout.and_then(crate::hub::deadline_after), op)
     }
 
     /// [`io`](Self::io) with an explicit deadline.

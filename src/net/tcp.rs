@@ -136,7 +136,7 @@ impl TcpListener {
     /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     /// ```
     pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(TcpStream, SocketAddr)> {
-        self.accept_until(Some(Instant::now() + timeout))
+        self.accept_until(crate::hub::deadline_after(timeout))
     }
 
     fn accept_until(&self, deadline: Option<Instant>) -> io::Result<(TcpStream, SocketAddr)> {

@@ -123,7 +123,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        connect_addr(*addr, Some(Instant::now() + timeout))
+        connect_addr(*addr, crate::hub::deadline_after(timeout))
     }
 
     /// Wraps a std stream: switches it to non-blocking mode and registers it

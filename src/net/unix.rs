@@ -146,7 +146,7 @@ impl UnixListener {
     /// # std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(UnixStream, SocketAddr)> {
-        self.accept_until(Some(Instant::now() + timeout))
+        self.accept_until(crate::hub::deadline_after(timeout))
     }
 
     fn accept_until(&self, deadline: Option<Instant>) -> io::Result<(UnixStream, SocketAddr)> {

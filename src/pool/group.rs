@@ -206,7 +206,7 @@ impl Group {
     /// assert!(group.join_timeout(Duration::ZERO));
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.wait_emptied(Some(Instant::now() + timeout))
+        self.wait_emptied(crate::hub::deadline_after(timeout))
     }
 
     /// Kills every member and waits until all have ended; members not yet

@@ -120,7 +120,7 @@ impl Event {
     /// assert!(e.wait_timeout(Duration::from_millis(5)));
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(crate::hub::deadline_after(timeout))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {

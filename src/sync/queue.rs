@@ -194,7 +194,7 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
     /// assert_eq!(err, PutError::TimedOut(2));
     /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_until(item, Some(Instant::now() + timeout))
+        self.put_until(item, crate::hub::deadline_after(timeout))
     }
 
     /// Puts `item` if that needs no waiting.
@@ -287,7 +287,7 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
     /// assert_eq!(q.get_timeout(std::time::Duration::from_millis(5)), Err(GetError::TimedOut));
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_until(Some(Instant::now() + timeout))
+        self.get_until(crate::hub::deadline_after(timeout))
     }
 
     /// Takes an item if one is there now.
@@ -452,7 +452,7 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
     /// assert!(!q.join_timeout(std::time::Duration::from_millis(5)));
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_until(Some(Instant::now() + timeout))
+        self.join_until(crate::hub::deadline_after(timeout))
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> bool {

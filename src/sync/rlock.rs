@@ -74,7 +74,7 @@ impl<T> RLock<T> {
     pub fn lock(&self) -> RLockGuard<'_, T> {
         match self.lock_until(None) {
             Ok(g) => g,
-            Err(Elapsed) => unreachable!("greenhub: a wait without deadline timed out"),
+            Err(Elapsed) => crate::hub::cannot_wait_unwinding("RLock::lock"),
         }
     }
 
@@ -112,7 +112,7 @@ impl<T> RLock<T> {
     /// let _g = lock.lock_timeout(std::time::Duration::from_millis(5)).unwrap();
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_, T>, Elapsed> {
-        self.lock_until(Some(Instant::now() + timeout))
+        self.lock_until(crate::hub::deadline_after(timeout))
     }
 
     fn lock_until(&self, deadline: Option<Instant>) -> Result<RLockGuard<'_, T>, Elapsed> {

@@ -29,6 +29,10 @@ pub(crate) struct Event {
     /// The peer hung up (or an error is pending): reads reach EOF or the
     /// error without further events.
     pub(crate) hangup: bool,
+    /// TCP urgent data (`MSG_OOB`) arrived: reads stop short at its mark
+    /// with more data queued behind it, so a short read no longer means
+    /// the receive buffer is empty.
+    pub(crate) urgent: bool,
 }
 
 /// How many events one wait takes at most; more wait for the next turn.
@@ -59,7 +63,8 @@ impl Poller {
     /// Adds `fd` with read and write interest, edge-triggered.
     pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            events: (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET)
+                as u32,
             u64: token,
         };
         // SAFETY: `ev` is a valid epoll_event for the call's duration.
@@ -94,6 +99,7 @@ impl Poller {
                 readable: failed || bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) != 0,
                 writable: failed || bits & libc::EPOLLOUT != 0,
                 hangup: failed || bits & libc::EPOLLRDHUP != 0,
+                urgent: bits & libc::EPOLLPRI != 0,
             });
         }
     }
