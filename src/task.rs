@@ -235,7 +235,10 @@ pub fn current_name() -> Option<String> {
 }
 
 /// Owns the right to a spawned green thread's result. Dropping it detaches
-/// the green thread, which goes on running.
+/// the green thread, which goes on running; its result is then dropped on
+/// its own stack as it ends (or by this drop, if it has ended), never on
+/// the hub's, and a panic of that result's `Drop` is reported by the panic
+/// hook and goes no further.
 ///
 /// `!Send`: the green thread lives on this OS thread's hub (use
 /// [`HubHandle::spawn`](crate::thread::HubHandle::spawn) across threads).
@@ -254,7 +257,12 @@ impl<T: 'static> JoinHandle<T> {
     ///
     /// # Errors
     /// [`JoinError::Panicked`] with the panic's payload, [`JoinError::Killed`],
-    /// or [`JoinError::NoStack`].
+    /// or [`JoinError::NoStack`]; [`JoinError::TimedOut`] if the caller is
+    /// unwinding and the green thread still runs (an unwinding green thread
+    /// does not wait; see the crate docs' rules for destructors).
+    ///
+    /// # Panics
+    /// If the green thread is the caller itself (it would wait forever).
     ///
     /// # Blocking
     /// Parks the caller until the green thread ends.
@@ -295,7 +303,13 @@ impl<T> JoinHandle<T> {
     /// [`JoinError::Killed`]. A green thread that has not started never runs.
     /// Waits until it is dead, unless called from a hub callback. Killing a
     /// finished green thread does nothing; a green thread killing itself
-    /// unwinds at once.
+    /// unwinds at once (or, if it is unwinding already, goes on doing so).
+    ///
+    /// While the target unwinds, its destructors' parks return at once (see
+    /// the crate docs' rules for destructors): a destructor that sleeps or
+    /// waits does not wait, and a second kill (or an outer timeout) cannot
+    /// reach it. Called from a destructor while the caller itself unwinds,
+    /// `kill` delivers the kill without waiting for it to land.
     ///
     /// # Blocking
     /// Parks the caller until the target has unwound.

@@ -299,3 +299,46 @@ fn greenlet_drop_reports_a_panic_on_kill() {
     assert!(r.is_err());
     println!("greenlet drops survived");
 }
+
+/// Waits that can report nothing (`Mutex::lock` held elsewhere) panic
+/// with a message saying why, instead of handing out a guard they do not
+/// hold; I/O that would block is tried once and fails with `TimedOut`.
+#[test]
+fn lock_and_io_while_unwinding() {
+    use greenhub::net::{TcpListener, TcpStream};
+    use greenhub::sync::Mutex as GreenMutex;
+    use std::io::Read;
+    bounded(|| {
+        let m = Rc::new(GreenMutex::new(0));
+        let held = m.lock();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_server, _) = l.accept().unwrap();
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        struct Probe(Rc<GreenMutex<i32>>, TcpStream, Rc<RefCell<Vec<String>>>);
+        impl Drop for Probe {
+            fn drop(&mut self) {
+                let m = self.0.clone();
+                let lock = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    drop(m.lock());
+                }));
+                let msg = lock.err().map(|p| util::panic_message(&*p)).unwrap_or_default();
+                let mut buf = [0u8; 4];
+                let read = (&self.1).read(&mut buf).map_err(|e| e.kind());
+                self.2.borrow_mut().push(format!(
+                    "{} {read:?} {}",
+                    msg.contains("the caller is unwinding"),
+                    m.try_lock().is_none()
+                ));
+            }
+        }
+        let (m2, s2) = (m.clone(), seen.clone());
+        let h = spawn(move || {
+            let _p = Probe(m2, client, s2);
+            panic!("unwind");
+        });
+        assert!(h.join().unwrap_err().is_panic());
+        assert_eq!(*seen.borrow(), ["true Err(TimedOut) true"]);
+        drop(held);
+    });
+}

@@ -100,7 +100,10 @@ impl std::error::Error for SwitchError {}
 ///
 /// Cloning gives another handle to the same greenlet. Dropping the last
 /// handle of a greenlet paused mid-function unwinds it (its destructors run),
-/// as greenlet does when one is garbage-collected.
+/// as greenlet does when one is garbage-collected. If its function answers
+/// that kill with a panic of its own, the drop reports it on stderr (with
+/// the greenlet's id and name) and ignores it, as greenlet prints such an
+/// error: a drop never panics, which during another unwind would abort.
 pub struct Greenlet {
     inner: GRef,
 }
@@ -217,7 +220,9 @@ impl Greenlet {
         }
     }
 
-    /// Like [`switch`](Greenlet::switch), returning errors instead of panicking.
+    /// Like [`switch`](Greenlet::switch), returning errors instead of
+    /// panicking; [`SwitchError::Unwinding`] when called while the caller
+    /// unwinds (from a destructor during a panic, kill or timeout).
     ///
     /// ```
     /// use greenhub::{Greenlet, SwitchError};
@@ -310,7 +315,9 @@ impl Greenlet {
     /// destructors run) and its parent receives [`GreenletExit`]. Killing an
     /// unstarted greenlet means its function never runs; killing a dead one
     /// does nothing. A greenlet parked on the hub (sleeping, waiting on I/O)
-    /// is unwound when the hub next runs it.
+    /// is unwound when the hub next runs it. While it unwinds, its
+    /// destructors' parks return at once and it cannot switch away (see
+    /// the crate docs' rules for destructors).
     ///
     /// ```
     /// use greenhub::Greenlet;

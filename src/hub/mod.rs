@@ -799,13 +799,20 @@ impl fmt::Debug for Waker {
 /// caller re-checks its condition after waking, so nothing is lost if the
 /// park is cut short.
 ///
+/// While the caller unwinds (a destructor running during a panic, kill or
+/// timeout), `park` registers and returns at once, `Ready` if `register`
+/// woke it and `TimedOut` otherwise, without switching: see the crate docs'
+/// rules for destructors.
+///
 /// # Blocking
-/// Switches to the hub until woken.
+/// Switches to the hub until woken (not while the caller unwinds).
 ///
 /// # Panics
 /// - A kill (or an expired [`with_timeout`](crate::with_timeout)) aimed at
 ///   this green thread unwinds from here, running destructors on the way, so
 ///   registrations held by guards are released.
+/// - Called from inside another park's `register` closure (that park could
+///   never be woken).
 /// - On the root green thread, when nothing else can ever run (no ready green
 ///   thread, no timer): "this operation would block forever", as gevent says.
 /// - Inside a hub callback (callbacks must not block).
