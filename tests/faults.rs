@@ -233,3 +233,42 @@ fn a_read_timeout_of_duration_max_reads() {
         drop(writer.join().unwrap());
     });
 }
+
+/// Reproducer r12b: a green thread spawned but never run when its OS
+/// thread exits: its closure is dropped as the hub goes, and a `Drop` that
+/// calls `greenhub::spawn` there aborted the process ("thread local
+/// panicked on drop"). Now the call fails with a clear panic, contained.
+#[test]
+fn a_greenhub_call_at_thread_exit_fails_cleanly() {
+    if !util::is_child("tls_drop") {
+        let out = util::run_child(
+            "a_greenhub_call_at_thread_exit_fails_cleanly",
+            "tls_drop",
+            Duration::from_secs(20),
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert!(out.stdout.contains("thread exit survived"), "{out:?}");
+        assert!(out.stderr.contains("its hub is gone"), "{}", out.stderr);
+        return;
+    }
+    struct UsesHub(std::sync::mpsc::Sender<&'static str>);
+    impl Drop for UsesHub {
+        fn drop(&mut self) {
+            let _ = self.0.send("dropped");
+            let _ = spawn(|| ());
+            let _ = self.0.send("spawn returned");
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let r = std::thread::spawn(move || {
+        let u = UsesHub(tx);
+        let _h = spawn(move || {
+            let _u = u;
+        });
+        greenhub::call_later(Duration::from_secs(60), || ());
+    })
+    .join();
+    assert!(r.is_ok());
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["dropped"]);
+    println!("thread exit survived");
+}

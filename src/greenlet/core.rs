@@ -500,6 +500,12 @@ fn drop_if_detached(outcome: Outcome) -> Outcome {
 /// Drops a green thread's result that nobody will take; a panic of its
 /// `Drop` (already reported by the panic hook) goes no further.
 pub(crate) fn drop_result(v: Value) {
+    drop_contained(v);
+}
+
+/// Drops `v`, whose `Drop` runs user code where a panic must go no further
+/// (it was reported by the panic hook).
+pub(crate) fn drop_contained<T>(v: T) {
     if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
         drop_payload(p);
     }

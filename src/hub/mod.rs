@@ -615,6 +615,22 @@ fn prefetch_next_stack(ready: &VecDeque<Ready>) {
 impl Drop for Hub {
     fn drop(&mut self) {
         core::ROOT.set(std::ptr::null());
+        // The OS thread exits: what never ran goes now (closures of green
+        // threads never started, callbacks, timers). Their destructors are
+        // user code running after the hub is gone, where a greenhub call
+        // panics (see `with`); each is dropped on its own, the panic
+        // contained, so the thread exits instead of aborting with "thread
+        // local panicked on drop".
+        let queued = std::mem::take(self.ready.get_mut())
+            .into_iter()
+            .chain(std::mem::take(self.woken.get_mut()));
+        queued.for_each(core::drop_contained);
+        std::mem::take(self.due.get_mut())
+            .into_iter()
+            .for_each(core::drop_contained);
+        std::mem::take(self.timers.get_mut())
+            .into_actions()
+            .for_each(core::drop_contained);
     }
 }
 
@@ -635,7 +651,20 @@ impl fmt::Debug for Hub {
 
 /// Runs `f` with this OS thread's hub.
 pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
-    HUB.with(f)
+    match HUB.try_with(f) {
+        Ok(r) => r,
+        Err(_) => hub_gone(),
+    }
+}
+
+/// A greenhub call from a destructor run while the OS thread exits, after
+/// its hub is gone (see `Hub::drop`): fails with a panic that says so.
+#[cold]
+fn hub_gone() -> ! {
+    panic!(
+        "greenhub: this OS thread is exiting and its hub is gone: greenhub calls \
+         (spawn, sleep, I/O...) cannot work in destructors run at thread exit"
+    )
 }
 
 /// This OS thread's root green thread.
