@@ -33,6 +33,11 @@ pub struct RLock<T> {
 }
 
 /// One level of an [`RLock`] hold; dropping the last one unlocks.
+///
+/// # Panics
+/// Dropped by another green thread than the one that locked (the guard was
+/// moved there): the lock stays held and the drop panics saying so (or,
+/// if that green thread is unwinding already, reports it on stderr).
 #[must_use = "dropping the guard unlocks at once"]
 pub struct RLockGuard<'a, T> {
     lock: &'a RLock<T>,
@@ -160,11 +165,33 @@ impl<T> Deref for RLockGuard<'_, T> {
 
 impl<T> Drop for RLockGuard<'_, T> {
     fn drop(&mut self) {
+        let me = Greenlet::current().id();
+        if self.lock.owner.get() != me {
+            return released_by_non_owner(self.lock.owner.get(), me);
+        }
         let depth = self.lock.depth.get() - 1;
         self.lock.depth.set(depth);
         if depth == 0 {
             self.lock.permit.put_back();
         }
+    }
+}
+
+/// A guard moved to another green thread is dropped there: the lock is
+/// not the dropper's to release (gevent raises "cannot release un-acquired
+/// lock"). It stays held; the misuse is a panic, or, when the dropper is
+/// unwinding already (a second panic would abort), a report on stderr.
+#[cold]
+fn released_by_non_owner(owner: u64, me: u64) {
+    let msg = format!(
+        "greenhub: an RLockGuard of green thread #{owner} was dropped by green thread #{me}; \
+         only the holder can release an RLock, so it stays held (keep guards on the green \
+         thread that locked)"
+    );
+    if std::thread::panicking() {
+        eprintln!("{msg}");
+    } else {
+        panic!("{msg}");
     }
 }
 
