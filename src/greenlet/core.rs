@@ -97,8 +97,8 @@ pub(crate) struct KillUnwind;
 /// section, so nested timeouts each catch only their own.
 pub(crate) struct TimeoutUnwind(pub(crate) u32);
 
-/// Pending-throw codes: 0 none, 1 kill, >= 2 a timeout token. Lower wins,
-/// so a kill beats a timeout and an outer timeout beats an inner one.
+/// Pending-throw codes: 0 none, 1 kill, >= 2 a timeout token. A kill
+/// beats a timeout, and an outer timeout an inner one (see `token_before`).
 pub(crate) const THROW_NONE: u32 = 0;
 pub(crate) const THROW_KILL: u32 = 1;
 
@@ -106,6 +106,20 @@ pub(crate) const THROW_KILL: u32 = 1;
 const STARTED: u8 = 1;
 /// `Inner::flags`: a spawned green thread's `JoinHandle` was dropped.
 const DETACHED: u8 = 2;
+
+/// How many `with_timeout` tokens there are (2..=u32::MAX; the hub hands
+/// them out in turn, wrapping from the last back to 2).
+const TOKENS: u64 = u32::MAX as u64 - 1;
+
+/// Whether token `a` was handed out before `b`, in serial-number order
+/// (RFC 1982): right however often the counter has wrapped, as long as
+/// fewer than two billion sections begin on the OS thread while the
+/// outer of two nested sections is open. A plain `a < b` misordered an
+/// outer section issued just before the wrap and an inner one after it.
+pub(crate) fn token_before(a: u32, b: u32) -> bool {
+    let ahead = (u64::from(b) + TOKENS - u64::from(a)) % TOKENS;
+    ahead != 0 && ahead < TOKENS / 2
+}
 
 /// Stack sizes are stored in units of 4 KiB, in a `u16`, to keep the
 /// record of an unstarted green thread small.
@@ -350,10 +364,16 @@ impl Inner {
         self.peek_extra(|e| e.and_then(|e| e.parent.clone()))
     }
 
-    /// Records a pending throw, keeping the stronger of two.
+    /// Records a pending throw, keeping the stronger of two: a kill beats
+    /// a timeout, and an outer timeout (issued first) an inner one.
     pub(crate) fn set_throw(&self, code: u32) {
         let old = self.throw.get();
-        if old == THROW_NONE || code < old {
+        let stronger = match (code, old) {
+            (_, THROW_NONE) | (THROW_KILL, _) => true,
+            (_, THROW_KILL) => false,
+            (code, old) => token_before(code, old),
+        };
+        if stronger {
             self.throw.set(code);
         }
     }

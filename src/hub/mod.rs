@@ -127,7 +127,7 @@ pub(crate) struct Hub {
     /// The green thread waiting in `run_forever`.
     stop_waker: RefCell<Option<Waker>>,
     /// Source of `with_timeout` tokens (>= 2; see `THROW_*`).
-    next_token: Cell<u32>,
+    pub(crate) next_token: Cell<u32>,
 }
 
 thread_local! {
