@@ -1116,3 +1116,30 @@ pub fn stop() {
         w.wake();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The park sequence wraps: it used to be `+ 1`, which panics in debug
+    /// builds after 2^32 parks of one green thread.
+    #[test]
+    fn park_sequence_wraps() {
+        std::thread::spawn(|| {
+            let cur = core::current();
+            cur.seq.set(u32::MAX);
+            let why = park(Some(Instant::now() + Duration::from_millis(1)), |_| {});
+            assert_eq!(why, Wake::TimedOut);
+            assert_eq!(cur.seq.get(), 0);
+            // Wakers of the new sequence still work.
+            let slot = std::rc::Rc::new(RefCell::new(None::<Waker>));
+            let s = slot.clone();
+            crate::call_soon(move || {
+                s.borrow_mut().take().unwrap().wake();
+            });
+            assert_eq!(park(None, |w| *slot.borrow_mut() = Some(w.clone())), Wake::Ready);
+        })
+        .join()
+        .unwrap();
+    }
+}
