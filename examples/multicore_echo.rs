@@ -37,6 +37,9 @@ fn serve(hub: usize, port: &SharedPort) {
                 println!("hub {hub} served {peer}");
                 greenhub::spawn(move || echo(conn));
             }
+            // Out of fds (`ulimit -n`), the next accept pauses first (5 ms
+            // doubling up to 1 s), so this loop neither spins nor floods
+            // stderr, and the hub goes on serving (and hearing Ctrl+C).
             Err(e) => eprintln!("hub {hub}: accept failed: {e}"),
         }
     }

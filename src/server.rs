@@ -47,6 +47,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::hub::{park, Waker};
+use crate::net::backoff;
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
 use crate::pool::Group;
 use crate::JoinHandle;
@@ -58,11 +59,6 @@ pub use builder::ServerBuilder;
 /// The listen backlog [`StreamServer::bind`] uses (the kernel caps it at
 /// `net.core.somaxconn`).
 pub const DEFAULT_BACKLOG: u32 = 1024;
-
-/// First pause after accept ran out of a resource; it doubles up to
-/// [`BACKOFF_MAX`] while the shortage lasts.
-const BACKOFF_START: Duration = Duration::from_millis(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 type Handler = dyn Fn(TcpStream, SocketAddr);
 
@@ -472,30 +468,25 @@ impl Drop for HandlerSlot {
 /// The accept loop's body: accepts until killed by `stop`, or until accept
 /// fails for good (then `serve_forever` returns the error).
 fn accept_loop(shared: &Rc<Shared>, listener: &TcpListener) {
-    let mut backoff: Option<Duration> = None;
+    let mut failures = 0u8;
     loop {
         while shared.is_full() {
             shared.wait_for_handler_end(None);
         }
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                backoff = None;
-                shared.spawn_handler(stream, peer);
-            }
-            Err(e) if is_out_of_resources(&e) => {
-                let delay = match backoff {
-                    None => {
-                        eprintln!(
-                            "greenhub::server: accept on {} failed: {e}; retrying with back-off \
-                             (up to {BACKOFF_MAX:?}) until resources free up",
-                            shared.local_addr
-                        );
-                        BACKOFF_START
-                    }
-                    Some(d) => (d * 2).min(BACKOFF_MAX),
-                };
-                backoff = Some(delay);
-                shared.wait_for_handler_end(crate::hub::deadline_after(delay));
+        let accepted = listener.accept_without_backoff();
+        failures = backoff::next(failures, &accepted);
+        match accepted {
+            Ok((stream, peer)) => shared.spawn_handler(stream, peer),
+            Err(e) if backoff::is_out_of_resources(&e) => {
+                if failures == 1 {
+                    eprintln!(
+                        "greenhub::server: accept on {} failed: {e}; retrying with back-off \
+                         (up to {:?}) until resources free up",
+                        shared.local_addr,
+                        backoff::MAX
+                    );
+                }
+                shared.wait_for_handler_end(crate::hub::deadline_after(backoff::delay(failures)));
             }
             Err(e) if is_transient(&e) => {}
             Err(e) => {
@@ -505,14 +496,6 @@ fn accept_loop(shared: &Rc<Shared>, listener: &TcpListener) {
             }
         }
     }
-}
-
-/// Out of fds or memory: retrying at once would spin until something frees.
-fn is_out_of_resources(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }
 
 /// Errors of one connection (aborted before accepted, or network errors

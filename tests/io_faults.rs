@@ -117,3 +117,111 @@ fn urgent_data_does_not_make_a_read_hang() {
         assert_eq!(got, b"abcdef");
     });
 }
+
+/// Fills the process's fd table (under a lowered `RLIMIT_NOFILE`) with
+/// dups of stdin; returns them, to close.
+fn exhaust_fds() -> Vec<i32> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid out-pointer for getrlimit.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    lim.rlim_cur = lim.rlim_cur.min(256);
+    // SAFETY: a valid rlimit for setrlimit; only lowers the soft limit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) }, 0);
+    let mut fds = Vec::new();
+    loop {
+        // SAFETY: dup of an fd we hold; the result is checked.
+        let fd = unsafe { libc::dup(2) };
+        if fd < 0 {
+            assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EMFILE));
+            return fds;
+        }
+        fds.push(fd);
+        assert!(fds.len() < 1024, "the fd limit did not apply");
+    }
+}
+
+/// A plain accept loop at the fd limit (reproduced with the
+/// `multicore_echo` example at `ulimit -n 256`): accept failed with
+/// `EMFILE` at once, so the loop spun without parking, starving every other
+/// green thread, and wrote millions of error lines. Now each accept after
+/// a shortage pauses first; once fds are free, the queued clients are
+/// served.
+fn accept_loop_at_the_fd_limit_backs_off(listener: TcpListener) {
+    let addr = listener.local_addr().unwrap();
+    let clients: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    let fds = exhaust_fds();
+    let ticks = Rc::new(std::cell::Cell::new(0u32));
+    let t2 = ticks.clone();
+    let ticker = spawn(move || loop {
+        t2.set(t2.get() + 1);
+        sleep(Duration::from_millis(10));
+    });
+    let acceptor = spawn(move || {
+        let (mut errors, mut served) = (0u32, 0u32);
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(300) {
+            match listener.accept() {
+                Ok(_) => served += 1,
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                    errors += 1;
+                }
+            }
+        }
+        (errors, served, listener)
+    });
+    let (errors, served, listener) = acceptor.join().unwrap();
+    let ticked = ticks.get();
+    for fd in fds {
+        // SAFETY: closing the dups made above, each once.
+        unsafe { libc::close(fd) };
+    }
+    assert_eq!(served, 0);
+    assert!(errors < 40, "{errors} accept errors in 300 ms: it spun");
+    assert!(
+        ticked >= 5,
+        "another green thread ran {ticked} times in 300 ms: starved"
+    );
+    // Fds free again: the queued clients are served (after at most the
+    // current pause).
+    for _ in &clients {
+        let (conn, _) = listener.accept_timeout(Duration::from_secs(5)).unwrap();
+        drop(conn);
+    }
+    ticker.kill();
+}
+
+#[test]
+fn plain_accept_backs_off_at_the_fd_limit() {
+    if !util::is_child("emfile") {
+        return util::assert_child_passes(
+            "plain_accept_backs_off_at_the_fd_limit",
+            "emfile",
+            Duration::from_secs(30),
+            "accept backed off",
+        );
+    }
+    accept_loop_at_the_fd_limit_backs_off(TcpListener::bind("127.0.0.1:0").unwrap());
+    println!("accept backed off");
+}
+
+/// The same through `Runtime`'s `SharedPort` listeners.
+#[test]
+fn shared_port_accept_backs_off_at_the_fd_limit() {
+    if !util::is_child("emfile_shared") {
+        return util::assert_child_passes(
+            "shared_port_accept_backs_off_at_the_fd_limit",
+            "emfile_shared",
+            Duration::from_secs(30),
+            "shared port accept backed off",
+        );
+    }
+    let port = greenhub::runtime::SharedPort::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    accept_loop_at_the_fd_limit_backs_off(port.listen().unwrap());
+    println!("shared port accept backed off");
+}

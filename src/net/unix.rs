@@ -10,7 +10,6 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::sock::Sock;
 use super::tcp::DEFAULT_BACKLOG;
-use crate::hub::io::Direction;
 
 /// A Unix domain socket server (std's `UnixListener`, on the hub).
 ///
@@ -150,9 +149,7 @@ impl UnixListener {
     }
 
     fn accept_until(&self, deadline: Option<Instant>) -> io::Result<(UnixStream, SocketAddr)> {
-        let (stream, addr) = self
-            .inner
-            .io_until(Direction::Read, deadline, net::UnixListener::accept)?;
+        let (stream, addr) = self.inner.accept(deadline, net::UnixListener::accept)?;
         Ok((UnixStream::from_std(stream)?, addr))
     }
 
