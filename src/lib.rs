@@ -118,7 +118,7 @@ pub mod wait;
 
 pub use greenlet::{Greenlet, GreenletExit, SwitchError};
 pub use hub::callback::{call_at, call_later, call_soon, CallHandle};
-pub use hub::{now, run_forever, sleep, sleep_until, stop, yield_now, Wake};
+pub use hub::{now, reinit_after_fork, run_forever, sleep, sleep_until, stop, yield_now, Wake};
 pub use runtime::Runtime;
 pub use stack::DEFAULT_STACK_SIZE;
 #[cfg(doc)]

@@ -43,6 +43,8 @@ struct Slot {
     urgent: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// The fd, to add it again to a fresh poller after `fork`.
+    fd: RawFd,
 }
 
 impl Slot {
@@ -78,7 +80,7 @@ fn token(index: u32, generation: u32) -> u64 {
 }
 
 impl IoTable {
-    fn insert(&mut self) -> u64 {
+    fn insert(&mut self, fd: RawFd) -> u64 {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -88,6 +90,7 @@ impl IoTable {
         };
         let slot = &mut self.slots[index as usize];
         slot.in_use = true;
+        slot.fd = fd;
         slot.drained = false;
         slot.hangup = false;
         slot.urgent = false;
@@ -108,6 +111,15 @@ impl IoTable {
         let wakers = (slot.reader.take(), slot.writer.take());
         self.free.push((token & 0xffff_ffff) as u32);
         wakers
+    }
+
+    /// Every registered fd and its token (to add them to a fresh poller).
+    pub(crate) fn registered(&self) -> impl Iterator<Item = (RawFd, u64)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.in_use)
+            .map(|(i, s)| (s.fd, token(i as u32, s.generation)))
     }
 
     /// Wakes whoever waits for what `ev` reports.
@@ -155,7 +167,7 @@ impl Registration {
     pub(crate) fn new(fd: BorrowedFd<'_>) -> io::Result<Registration> {
         let fd = fd.as_raw_fd();
         with(|h| {
-            let token = h.io.borrow_mut().insert();
+            let token = h.io.borrow_mut().insert(fd);
             match h.poller().and_then(|p| p.add(fd, token)) {
                 Ok(()) => Ok(Registration {
                     fd,

@@ -649,6 +649,61 @@ impl fmt::Debug for Hub {
     }
 }
 
+impl Hub {
+    /// After `fork`, in the child (see `crate::reinit_after_fork`): a fresh
+    /// epoll instance with every registered fd added again, and the inbox
+    /// renewed.
+    fn reinit_after_fork(&self) -> std::io::Result<()> {
+        let Some(Some(poller)) = self.poller.get() else {
+            return Ok(());
+        };
+        poller.renew()?;
+        for (fd, token) in self.io.borrow().registered() {
+            poller.add(fd, token)?;
+        }
+        self.reinit_remotes_after_fork(poller)
+    }
+}
+
+/// Gives the child of a `fork` a working greenhub (gevent's
+/// `gevent.reinit()`): call it in the child, on the thread that forked,
+/// before any other greenhub call.
+///
+/// A child inherits its parent's memory but only the forking thread, so
+/// without this it shares the hub's epoll instance and eventfd with the
+/// parent (each would see the other's events, and lose its own) and the
+/// blocking pool's bookkeeping counts threads that do not exist in it, so
+/// `blocking::run` never runs its job. This gives the hub a fresh epoll
+/// instance (the sockets it had registered are added again, so they keep
+/// working in the child) and a fresh inbox eventfd, and the blocking pool
+/// a fresh, empty state (its threads start on demand again).
+///
+/// What cannot carry over: work in flight on the parent's other threads
+/// (a `blocking::run` parked at the fork panics in the child, saying its
+/// job was lost), other OS threads' hubs and their `HubHandle`s, and
+/// signal subscriptions (subscribe again in the child). Green threads of
+/// this hub carry over, parked where they were.
+///
+/// # Errors
+/// If a fresh epoll instance or eventfd cannot be made, or an fd cannot be
+/// added again.
+///
+/// ```no_run
+/// // SAFETY: the child only calls async-signal-safe-enough greenhub code
+/// // and exits; nothing else runs in it.
+/// let pid = unsafe { libc::fork() };
+/// if pid == 0 {
+///     greenhub::reinit_after_fork().unwrap();
+///     assert_eq!(greenhub::blocking::run(|| 2), 2);
+///     std::process::exit(0);
+/// }
+/// ```
+#[doc(alias = "reinit")]
+pub fn reinit_after_fork() -> std::io::Result<()> {
+    crate::blocking::reinit_after_fork();
+    with(Hub::reinit_after_fork)
+}
+
 /// Runs `f` with this OS thread's hub.
 pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
     match HUB.try_with(f) {

@@ -60,6 +60,14 @@ impl Poller {
         Ok(Poller { epfd })
     }
 
+    /// In a child process after `fork`: gives this poller a fresh, empty
+    /// epoll instance under the same fd number (the inherited one is
+    /// shared with the parent, which would see the child's registrations
+    /// and steal its events). The fds must be added again.
+    pub(crate) fn renew(&self) -> io::Result<()> {
+        renew_fd(self.epfd.as_raw_fd(), Poller::new()?.epfd)
+    }
+
     /// Adds `fd` with read and write interest, edge-triggered.
     pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
@@ -149,7 +157,22 @@ pub(crate) struct EventFd {
     fd: OwnedFd,
 }
 
+/// Puts `fresh` in place of the open fd `at` (same number, close-on-exec),
+/// then closes `fresh`'s own number.
+fn renew_fd(at: RawFd, fresh: OwnedFd) -> io::Result<()> {
+    // SAFETY: both are open fds this process owns; dup3 replaces `at`
+    // atomically, and `at`'s owner keeps owning the number.
+    check(unsafe { libc::dup3(fresh.as_raw_fd(), at, libc::O_CLOEXEC) })?;
+    Ok(())
+}
+
 impl EventFd {
+    /// After `fork`: a fresh eventfd under the same fd number, no longer
+    /// shared with the parent.
+    pub(crate) fn renew(&self) -> io::Result<()> {
+        renew_fd(self.fd.as_raw_fd(), EventFd::new()?.fd)
+    }
+
     pub(crate) fn new() -> io::Result<EventFd> {
         // SAFETY: eventfd takes no pointers; the result is checked.
         let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
