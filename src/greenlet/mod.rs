@@ -104,6 +104,40 @@ impl std::error::Error for SwitchError {}
 /// that kill with a panic of its own, the drop reports it on stderr (with
 /// the greenlet's id and name) and ignores it, as greenlet prints such an
 /// error: a drop never panics, which during another unwind would abort.
+///
+/// # Reference cycles
+///
+/// Handles are strong (greenhub has no weak handle: a greenlet's record
+/// must outlive every handle, wherever user code keeps it), so a paused
+/// greenlet that holds a handle to itself, directly or through what it
+/// references, is never the last handle's drop: it stays paused and its
+/// destructors never run. The usual way in is a temporary held across a
+/// switch: in `Greenlet::current().parent().unwrap().switch(..)` the
+/// temporary `Greenlet::current()` lives until the statement ends, after
+/// the switch; bind the parent first (`let parent = ..; parent.switch(..)`)
+/// or kill such a greenlet explicitly. What greenhub itself holds is not a
+/// cycle: a spawned green thread's result nobody joins is dropped as it
+/// ends (so a paused greenlet it returns is unwound), and a finished
+/// greenlet holds nothing of its parent.
+///
+/// ```
+/// use greenhub::Greenlet;
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// let unwound = Rc::new(Cell::new(false));
+/// let u = unwound.clone();
+/// let g = Greenlet::new(move |(): ()| {
+///     struct Mark(Rc<Cell<bool>>);
+///     impl Drop for Mark { fn drop(&mut self) { self.0.set(true) } }
+///     let _m = Mark(u);
+///     let parent = Greenlet::current().parent().unwrap(); // no self-handle kept
+///     parent.switch::<(), ()>(());
+/// });
+/// g.switch::<(), ()>(());
+/// drop(g); // the last handle: unwound now
+/// assert!(unwound.get());
+/// ```
 pub struct Greenlet {
     inner: GRef,
 }
@@ -323,7 +357,9 @@ impl Greenlet {
     /// use greenhub::Greenlet;
     /// let g = Greenlet::new(|(): ()| {
     ///     let _guard = scopeguard(|| println!("cleaned up"));
-    ///     Greenlet::current().parent().unwrap().switch::<(), ()>(());
+    ///     // Bound first, so no handle to `g` itself stays on its stack.
+    ///     let parent = Greenlet::current().parent().unwrap();
+    ///     parent.switch::<(), ()>(());
     ///     unreachable!("killed while paused");
     /// });
     /// g.switch::<(), ()>(());
