@@ -272,3 +272,31 @@ fn a_greenhub_call_at_thread_exit_fails_cleanly() {
     assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["dropped"]);
     println!("thread exit survived");
 }
+
+/// Reproducer r9: a detached task returns a paused greenlet whose parent
+/// is the task itself (a cycle: the task's record holds its result, the
+/// greenlet's stack holds its parent). The result is dropped as the task
+/// ends, on its stack, which unwinds the greenlet.
+#[test]
+fn a_greenlet_returned_by_its_parent_task_is_unwound() {
+    bounded(|| {
+        let unwound = Rc::new(Cell::new(false));
+        let u = unwound.clone();
+        drop(spawn(move || {
+            let g = Greenlet::new(move |(): ()| {
+                let _l = util::SetOnDrop(u);
+                let parent = Greenlet::current().parent().unwrap();
+                parent.switch::<(), ()>(());
+            });
+            g.switch::<(), ()>(());
+            g
+        }));
+        let other = spawn(|| {
+            sleep(Duration::from_millis(10));
+            7
+        });
+        sleep(Duration::from_millis(20));
+        assert_eq!(other.join().unwrap(), 7);
+        assert!(unwound.get());
+    });
+}
