@@ -226,7 +226,7 @@ fn wait_event(ctx: &Ctx, l: Limit) {
     match l {
         Limit::Forever => ctx.event.wait(),
         Limit::Timeout(t) => {
-            ctx.event.wait_timeout(ms(t));
+            let _ = ctx.event.wait_timeout(ms(t));
         }
     }
 }

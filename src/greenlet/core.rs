@@ -52,6 +52,15 @@ pub(crate) fn downcast<R: 'static>(v: Value) -> Result<R, (&'static str, &'stati
 }
 
 /// Why a parked green thread was resumed.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use greenhub::hub::park;
+/// use greenhub::Wake;
+/// let soon = Some(Instant::now() + Duration::from_millis(1));
+/// assert_eq!(park(soon, |_| {}), Wake::TimedOut);
+/// assert_eq!(park(None, |w| { w.wake(); }), Wake::Ready); // woken while registering
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
     /// Something it waited on woke it.
@@ -126,6 +135,17 @@ pub(crate) fn token_before(a: u32, b: u32) -> bool {
 pub(crate) const STACK_UNIT: usize = 4096;
 /// The largest stack a green thread may have: 256 MiB less 4 KiB.
 pub(crate) const MAX_STACK_SIZE: usize = u16::MAX as usize * STACK_UNIT;
+
+/// `InvalidInput` unless `bytes` is a stack size a green thread can have.
+pub(crate) fn check_stack_size(bytes: usize) -> io::Result<()> {
+    if bytes == 0 || bytes > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("greenhub: stack size {bytes} is not in 1..={MAX_STACK_SIZE}"),
+        ));
+    }
+    Ok(())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -213,6 +233,18 @@ pub(crate) struct Extra {
     /// Run on the green thread's own stack as its function ends (values of
     /// `sync::Local` are freed this way).
     pub(crate) on_exit: Vec<Box<dyn FnOnce()>>,
+    /// Callbacks of `JoinHandle::link`: handed to the hub as callbacks
+    /// when the green thread dies.
+    pub(crate) links: Vec<Box<dyn FnOnce()>>,
+    /// The green thread itself while `links` is not empty, for the
+    /// callback that runs them (a cycle, broken when it dies).
+    pub(crate) link_owner: Option<GRef>,
+    /// Its links are queued but have not all run: joiners wait for them,
+    /// so that every callback sees the outcome before a join takes it.
+    pub(crate) linking: bool,
+    /// The payload of `JoinHandle::kill_with`: a pending kill unwinds with
+    /// it instead of `KillUnwind`.
+    pub(crate) thrown: Option<Payload>,
 }
 
 /// The record of one green thread.
@@ -301,11 +333,17 @@ impl Inner {
         self.state.get() == State::Dead
     }
 
+    /// Dead, and its link callbacks (if any) have run: a join may take the
+    /// outcome now.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.is_dead() && !self.peek_extra(|e| e.is_some_and(|e| e.linking))
+    }
+
     pub(crate) fn is_started(&self) -> bool {
         self.flags.get() & STARTED != 0
     }
 
-    fn set_started(&self) {
+    pub(crate) fn set_started(&self) {
         self.flags.set(self.flags.get() | STARTED);
     }
 
@@ -356,6 +394,14 @@ impl Inner {
         hooks
     }
 
+    /// The payload `JoinHandle::kill_with` left, without creating `Extra`.
+    fn take_thrown(&self) -> Option<Payload> {
+        let mut extra = self.extra.take();
+        let thrown = extra.as_mut().and_then(|e| e.thrown.take());
+        self.extra.set(extra);
+        thrown
+    }
+
     pub(crate) fn name(&self) -> Option<String> {
         self.peek_extra(|e| e.and_then(|e| e.name.as_deref().map(str::to_owned)))
     }
@@ -396,7 +442,10 @@ impl Inner {
         }
         match self.throw.replace(THROW_NONE) {
             THROW_NONE => {}
-            THROW_KILL => panic::resume_unwind(Box::new(KillUnwind)),
+            THROW_KILL => match self.take_thrown() {
+                Some(payload) => panic::resume_unwind(payload),
+                None => panic::resume_unwind(Box::new(KillUnwind)),
+            },
             token => panic::resume_unwind(Box::new(TimeoutUnwind(token))),
         }
     }
@@ -414,16 +463,25 @@ impl Inner {
         self.state.set(State::Dead);
         self.wait.set(WaitState::Idle);
         self.seq.set(self.seq.get().wrapping_add(1));
-        let joiners = match self.extra.take() {
-            Some(mut e) => {
-                let j = std::mem::take(&mut e.joiners);
-                self.extra.set(Some(e));
-                j
+        let mut extra = self.extra.take();
+        let (joiners, links) = match extra.as_mut() {
+            Some(e) if e.link_owner.is_some() => {
+                // Joiners wait until the links have run (see `linking`).
+                e.linking = true;
+                (
+                    Vec::new(),
+                    Some((std::mem::take(&mut e.links), e.link_owner.take())),
+                )
             }
-            None => Vec::new(),
+            Some(e) => (std::mem::take(&mut e.joiners), None),
+            None => (Vec::new(), None),
         };
+        self.extra.set(extra);
         for w in joiners {
             w.wake();
+        }
+        if let Some((links, Some(owner))) = links {
+            hub::callback::soon(Box::new(move || run_links(&owner, links)));
         }
     }
 
@@ -505,8 +563,17 @@ pub(crate) fn drop_payload(p: Payload) {
 /// taker: it is dropped here, on the green thread's own stack, where a
 /// `Drop` that blocks parks like any code and one that panics is caught
 /// and reported, instead of on the hub's stack when the record goes.
+///
+/// Not when it has links (`JoinHandle::link`): they run as hub callbacks
+/// once it has ended and read its outcome, which then goes when they are
+/// done, under the callback rule (a panic there is contained).
 fn drop_if_detached(outcome: Outcome) -> Outcome {
-    if !with_current(|g| g.kind == Kind::Task && g.is_detached()) {
+    let unclaimed = with_current(|g| {
+        g.kind == Kind::Task
+            && g.is_detached()
+            && !g.peek_extra(|e| e.is_some_and(|e| e.link_owner.is_some()))
+    });
+    if !unclaimed {
         return outcome;
     }
     match outcome {
@@ -528,6 +595,22 @@ pub(crate) fn drop_result(v: Value) {
 pub(crate) fn drop_contained<T>(v: T) {
     if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
         drop_payload(p);
+    }
+}
+
+/// The hub callback that runs a dead green thread's links, each on its own
+/// (one that panics does not stop the rest), then wakes its joiners.
+fn run_links(g: &GRef, links: Vec<Box<dyn FnOnce()>>) {
+    for f in links {
+        // A failing link must not keep joiners waiting; its panic was reported.
+        let _ = panic::catch_unwind(AssertUnwindSafe(f));
+    }
+    let joiners = g.with_extra(|e| {
+        e.linking = false;
+        std::mem::take(&mut e.joiners)
+    });
+    for w in joiners {
+        w.wake();
     }
 }
 

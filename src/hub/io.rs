@@ -45,6 +45,9 @@ struct Slot {
     writer: Option<Waker>,
     /// The fd, to add it again to a fresh poller after `fork`.
     fd: RawFd,
+    /// An error the poller took off the socket (`sys::Event::error`; only
+    /// libkqueue does): the next operation returns it.
+    error: Option<i32>,
 }
 
 impl Slot {
@@ -94,6 +97,7 @@ impl IoTable {
         slot.drained = false;
         slot.hangup = false;
         slot.urgent = false;
+        slot.error = None;
         token(index, slot.generation)
     }
 
@@ -127,6 +131,9 @@ impl IoTable {
         let Some(slot) = self.slot(ev.token) else { return };
         slot.hangup |= ev.hangup;
         slot.urgent |= ev.urgent;
+        if ev.error != 0 {
+            slot.error = Some(ev.error);
+        }
         if ev.readable {
             slot.drained = false;
             if let Some(w) = &slot.reader {
@@ -188,6 +195,23 @@ impl Registration {
         // Refused before anything is registered: the first waiter's waker
         // stays in the slot (a guard made first would clear it as the
         // refusal unwinds, and the first waiter would never wake).
+        self.check_free(dir);
+        let guard = Parked {
+            token: self.token,
+            dir,
+        };
+        let why = park(deadline, |w| self.arm(dir, w));
+        drop(guard);
+        match why {
+            Wake::Ready => Ok(()),
+            Wake::TimedOut => Err(io::Error::from(io::ErrorKind::TimedOut)),
+        }
+    }
+
+    /// Refuses a second waiter for `dir` while another's park is under way
+    /// (checked before its `Parked` guard exists, so that the refusal, as
+    /// it unwinds, cannot clear the first waiter's waker).
+    fn check_free(&self, dir: Direction) {
         let busy = with(|h| {
             let mut t = h.io.borrow_mut();
             t.slot(self.token)
@@ -197,26 +221,27 @@ impl Registration {
         if busy {
             two_waiters(dir);
         }
-        let guard = Parked {
-            token: self.token,
-            dir,
-        };
-        let why = park(deadline, |w| {
-            with(|h| {
-                let mut t = h.io.borrow_mut();
-                if let Some(slot) = t.slot(self.token) {
-                    let place = slot.place(dir);
-                    if place.replace(w.clone()).is_none() {
-                        t.waiting += 1;
-                    }
+    }
+
+    /// Puts `w` in the fd's reader or writer slot, for the park under way
+    /// (a `Parked` guard takes it out when the park ends).
+    fn arm(&self, dir: Direction, w: &Waker) {
+        with(|h| {
+            let mut t = h.io.borrow_mut();
+            if let Some(slot) = t.slot(self.token) {
+                let place = slot.place(dir);
+                if place
+                    .as_ref()
+                    .is_some_and(|old| old.is_waiting() && !is_current(old.target()))
+                {
+                    drop(t);
+                    two_waiters(dir);
                 }
-            })
-        });
-        drop(guard);
-        match why {
-            Wake::Ready => Ok(()),
-            Wake::TimedOut => Err(io::Error::from(io::ErrorKind::TimedOut)),
-        }
+                if place.replace(w.clone()).is_none() {
+                    t.waiting += 1;
+                }
+            }
+        })
     }
 
     /// Notes that a stream read came back short: the receive buffer is
@@ -227,6 +252,12 @@ impl Registration {
                 slot.drained = !slot.hangup && !slot.urgent;
             }
         });
+    }
+
+    /// The error the poller took off the socket, if any (see `Slot::error`).
+    fn take_error(&self) -> Option<io::Error> {
+        with(|h| h.io.borrow_mut().slot(self.token).and_then(|s| s.error.take()))
+            .map(io::Error::from_raw_os_error)
     }
 
     fn is_drained(&self) -> bool {
@@ -248,6 +279,11 @@ impl Registration {
             self.wait(dir, deadline)?;
         }
         loop {
+            if crate::sys::TAKES_SOCKET_ERRORS {
+                if let Some(e) = self.take_error() {
+                    return Err(e);
+                }
+            }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -256,6 +292,23 @@ impl Registration {
             self.wait(dir, deadline)?;
         }
     }
+}
+
+/// Parks until any of `fds` may be ready for its direction, or `deadline`
+/// passes: one park, its waker in every fd's slot (`select.rs`).
+pub(crate) fn wait_any(fds: &[(&Registration, Direction)], deadline: Option<Instant>) -> Wake {
+    for &(r, dir) in fds {
+        r.check_free(dir);
+    }
+    let _guards: Vec<Parked> = fds
+        .iter()
+        .map(|&(r, dir)| Parked { token: r.token, dir })
+        .collect();
+    park(deadline, |w| {
+        for &(r, dir) in fds {
+            r.arm(dir, w);
+        }
+    })
 }
 
 impl Drop for Registration {
@@ -325,6 +378,7 @@ fn with_live_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
 /// writer.write_all(b"x").unwrap();
 /// greenhub::hub::wait_readable(reader.as_fd(), None).unwrap();
 /// ```
+#[doc(alias = "wait_read")]
 pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<()> {
     Registration::new(fd)?.wait(Direction::Read, deadline)
 }
@@ -343,6 +397,7 @@ pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Resul
 /// let (_reader, writer) = std::io::pipe().unwrap();
 /// greenhub::hub::wait_writable(writer.as_fd(), None).unwrap(); // an empty pipe has room
 /// ```
+#[doc(alias = "wait_write")]
 pub fn wait_writable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<()> {
     Registration::new(fd)?.wait(Direction::Write, deadline)
 }

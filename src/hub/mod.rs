@@ -244,11 +244,11 @@ impl Hub {
     fn batch_step(&self, queue: &VecDeque<Ready>, left: usize) {
         let taken = self.taken.get().wrapping_add(1);
         self.taken.set(taken);
-        if taken % BURST as u32 == 0 {
+        if taken.is_multiple_of(BURST as u32) {
             prefetch_ahead(queue);
         }
         prefetch_next_stack(queue);
-        if left > LONG_BATCH && taken % SLICE_CHECK == 0 {
+        if left > LONG_BATCH && taken.is_multiple_of(SLICE_CHECK) {
             self.check_slice(taken);
         }
     }
@@ -777,6 +777,21 @@ pub(crate) fn deliver_throw(g: &GRef, code: u32) {
 /// does. Wakes after the park has ended (it timed out, or another waker of
 /// the same park fired first) are ignored, so a stale waker left in a list is
 /// harmless.
+///
+/// ```
+/// use greenhub::hub::{park, Wake, Waker};
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+///
+/// // A one-shot signal built on park: the waiter leaves its waker, the
+/// // setter wakes it.
+/// let waiting: Rc<RefCell<Option<Waker>>> = Rc::default();
+/// let w = waiting.clone();
+/// let setter = greenhub::spawn(move || w.borrow_mut().take().map(|w| w.wake()));
+/// let why = park(None, |waker| *waiting.borrow_mut() = Some(waker.clone()));
+/// assert_eq!(why, Wake::Ready);
+/// assert_eq!(setter.join().unwrap(), Some(true));
+/// ```
 #[derive(Clone)]
 pub struct Waker {
     g: GRef,
@@ -839,6 +854,11 @@ impl Waker {
     }
 
     /// The id of the green thread this waker wakes.
+    ///
+    /// ```
+    /// let me = greenhub::Greenlet::current().id();
+    /// greenhub::hub::park(Some(greenhub::now()), |w| assert_eq!(w.green_thread_id(), me));
+    /// ```
     pub fn green_thread_id(&self) -> u64 {
         self.g.id
     }
@@ -908,6 +928,8 @@ impl fmt::Debug for Waker {
 /// let why = park(Some(Instant::now() + Duration::from_millis(5)), |_waker| {});
 /// assert_eq!(why, Wake::TimedOut);
 /// ```
+#[doc(alias = "wait")]
+#[doc(alias = "LoopExit")]
 pub fn park(deadline: Option<Instant>, register: impl FnOnce(&Waker)) -> Wake {
     match park_inner(deadline, register) {
         Ok(w) => w,
@@ -1071,6 +1093,8 @@ fn take_wake(msg: Msg) {
 /// greenhub::yield_now();
 /// assert!(h.is_finished());
 /// ```
+#[doc(alias = "sleep(0)")]
+#[doc(alias = "idle")]
 pub fn yield_now() {
     if unwinding() {
         return;
@@ -1124,11 +1148,26 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 ///
 /// # Blocking
 /// Parks until the deadline has passed.
+///
+/// ```
+/// use std::time::Duration;
+/// let wake_at = greenhub::now() + Duration::from_millis(10);
+/// greenhub::sleep_until(wake_at);
+/// assert!(greenhub::now() >= wake_at);
+/// ```
 pub fn sleep_until(deadline: Instant) {
     while park(Some(deadline), |_| {}) != Wake::TimedOut {}
 }
 
-/// The hub's clock (monotonic), the time base of `call_at` and deadlines.
+/// The hub's clock (monotonic), the time base of `call_at` and deadlines
+/// (asyncio's `loop.time()`).
+///
+/// ```
+/// let t0 = greenhub::now();
+/// greenhub::sleep(std::time::Duration::from_millis(1));
+/// assert!(greenhub::now() > t0);
+/// ```
+#[doc(alias = "time")]
 pub fn now() -> Instant {
     Instant::now()
 }
@@ -1162,6 +1201,15 @@ pub fn run_forever() {
 
 /// Makes [`run_forever`] return. Called before `run_forever`, it makes the
 /// next `run_forever` return after one pass of the loop (asyncio's rule).
+///
+/// ```
+/// let worker = greenhub::spawn(|| {
+///     greenhub::sleep(std::time::Duration::from_millis(5));
+///     greenhub::stop(); // from a green thread: run_forever below returns
+/// });
+/// greenhub::run_forever();
+/// assert!(worker.is_finished());
+/// ```
 pub fn stop() {
     let waker = HUB.with(|h| {
         h.stop_requested.set(true);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crossbeam_queue::SegQueue;
 
 use super::{with, Hub, Waker};
-use crate::sys::EventFd;
+use crate::sys::Notifier;
 
 /// The poller token of the inbox's eventfd (fd slots use generation<<32|index,
 /// which never reaches this).
@@ -33,7 +33,7 @@ pub(crate) struct Inbox {
     closed: AtomicBool,
     /// Set by the first post after a drain; later ones skip the write.
     notified: AtomicBool,
-    efd: EventFd,
+    efd: Notifier,
     /// The hub runs on an OS thread of its own (`spawn_hub`), which closes
     /// the inbox when the hub stops.
     owns_thread: AtomicBool,
@@ -159,8 +159,7 @@ impl Hub {
         if let Some(inbox) = &self.remotes.borrow().inbox {
             return Ok(inbox.clone());
         }
-        let efd = EventFd::new()?;
-        self.poller()?.add(efd.raw(), INBOX_TOKEN)?;
+        let efd = self.poller()?.notifier(INBOX_TOKEN)?;
         let inbox = Arc::new(Inbox {
             done: SegQueue::new(),
             calls: SegQueue::new(),
@@ -210,8 +209,7 @@ impl Hub {
     pub(crate) fn reinit_remotes_after_fork(&self, poller: &crate::sys::Poller) -> io::Result<()> {
         let inbox = self.remotes.borrow().inbox.clone();
         if let Some(inbox) = inbox {
-            inbox.efd.renew()?;
-            poller.add(inbox.efd.raw(), INBOX_TOKEN)?;
+            inbox.efd.renew(poller, INBOX_TOKEN)?;
             inbox.notified.store(false, Ordering::SeqCst);
             while inbox.done.pop().is_some() {}
             while inbox.calls.pop().is_some() {}

@@ -109,7 +109,7 @@ mod tests {
             let ms = x % 50;
             let key = t.insert(base + Duration::from_millis(ms), logging(&log, seq));
             model.push((ms, seq, key));
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 let victim = model.remove((x as usize / 3) % model.len());
                 assert!(t.remove(victim.2).is_some());
                 assert!(t.remove(victim.2).is_none(), "removed once");

@@ -119,6 +119,7 @@ impl Event {
     /// e.set();
     /// assert!(e.wait_timeout(Duration::from_millis(5)));
     /// ```
+    #[must_use = "false means the event was not set in time"]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(crate::hub::deadline_after(timeout))
     }

@@ -12,6 +12,14 @@ use crate::hub::{Wake, Waker};
 use crate::wait::Waitable;
 
 /// Why [`AsyncResult::get`] (or its variants) has no value to return.
+///
+/// ```
+/// use greenhub::sync::{AsyncError, AsyncResult};
+/// let r = AsyncResult::<u8>::new();
+/// assert!(matches!(r.try_get(), Err(AsyncError::NotReady)));
+/// r.cancel();
+/// assert!(matches!(r.get(), Err(AsyncError::Cancelled)));
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum AsyncError {
@@ -58,6 +66,14 @@ impl Error for AsyncError {
 }
 
 /// Where an [`AsyncResult`] is in its life (asyncio's future states).
+///
+/// ```
+/// use greenhub::sync::{AsyncResult, ResultState};
+/// let r = AsyncResult::new();
+/// assert_eq!(r.state(), ResultState::Pending);
+/// r.set(1);
+/// assert_eq!(r.state(), ResultState::Done);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultState {
     /// Not completed yet.

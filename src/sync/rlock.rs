@@ -34,6 +34,13 @@ pub struct RLock<T> {
 
 /// One level of an [`RLock`] hold; dropping the last one unlocks.
 ///
+/// ```
+/// let lock = greenhub::sync::RLock::new(5);
+/// let outer = lock.lock();
+/// let inner = lock.lock(); // the owner may take it again
+/// assert_eq!(*inner + *outer, 10);
+/// ```
+///
 /// # Panics
 /// Dropped by another green thread than the one that locked (the guard was
 /// moved there): the lock stays held and the drop panics saying so (or,
@@ -93,6 +100,7 @@ impl<T> RLock<T> {
     /// let other = greenhub::spawn(move || l.try_lock().is_some());
     /// assert!(!other.join().unwrap());
     /// ```
+    #[must_use = "dropping the guard unlocks at once"]
     pub fn try_lock(&self) -> Option<RLockGuard<'_, T>> {
         let me = Greenlet::current().id();
         if self.reenter(me) {

@@ -110,6 +110,11 @@ impl fmt::Debug for Permits {
 
 /// [`BoundedSemaphore::release`] would have raised the count above its
 /// initial value.
+///
+/// ```
+/// let sem = greenhub::sync::BoundedSemaphore::new(1);
+/// assert_eq!(sem.release(), Err(greenhub::sync::ReleaseError));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReleaseError;
 
@@ -125,6 +130,14 @@ impl std::error::Error for ReleaseError {}
 /// returns the permit (to the first parked waiter, if any). It is dropped
 /// when its green thread is killed or times out while holding it, so a dying
 /// holder never leaks a permit.
+///
+/// ```
+/// let sem = greenhub::sync::Semaphore::new(1);
+/// let permit = sem.acquire();
+/// assert_eq!(sem.available(), 0);
+/// drop(permit);
+/// assert_eq!(sem.available(), 1);
+/// ```
 #[must_use = "dropping the permit returns it at once"]
 pub struct SemaphorePermit<'a> {
     permits: &'a Permits,
@@ -218,6 +231,7 @@ impl Semaphore {
     /// let held = sem.try_acquire().unwrap();
     /// assert!(sem.try_acquire().is_none());
     /// ```
+    #[must_use = "dropping the permit returns it at once"]
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         self.permits.try_acquire()
     }

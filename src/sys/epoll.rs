@@ -33,7 +33,13 @@ pub(crate) struct Event {
     /// with more data queued behind it, so a short read no longer means
     /// the receive buffer is empty.
     pub(crate) urgent: bool,
+    /// An error the poller took off the socket: never here (epoll leaves
+    /// it for the next operation); see `kqueue.rs`.
+    pub(crate) error: i32,
 }
+
+/// Whether events may carry an `error` taken off the socket: not on epoll.
+pub(crate) const TAKES_SOCKET_ERRORS: bool = false;
 
 /// How many events one wait takes at most; more wait for the next turn.
 /// 1024 (12 KiB, on the root stack, where the hub runs): a server with a
@@ -108,6 +114,7 @@ impl Poller {
                 writable: failed || bits & libc::EPOLLOUT != 0,
                 hangup: failed || bits & libc::EPOLLRDHUP != 0,
                 urgent: bits & libc::EPOLLPRI != 0,
+                error: 0,
             });
         }
     }
@@ -152,8 +159,9 @@ impl Poller {
     }
 }
 
-/// An eventfd: how other OS threads wake the hub's poller.
-pub(crate) struct EventFd {
+/// How other OS threads wake the hub's poller: an eventfd the poller
+/// watches. `Send + Sync`.
+pub(crate) struct Notifier {
     fd: OwnedFd,
 }
 
@@ -166,23 +174,29 @@ fn renew_fd(at: RawFd, fresh: OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-impl EventFd {
-    /// After `fork`: a fresh eventfd under the same fd number, no longer
-    /// shared with the parent.
-    pub(crate) fn renew(&self) -> io::Result<()> {
-        renew_fd(self.fd.as_raw_fd(), EventFd::new()?.fd)
-    }
-
-    pub(crate) fn new() -> io::Result<EventFd> {
+impl Poller {
+    /// A way for other OS threads to wake this poller: a fresh eventfd,
+    /// added with `token`. One per poller (the hub's inbox).
+    pub(crate) fn notifier(&self, token: u64) -> io::Result<Notifier> {
         // SAFETY: eventfd takes no pointers; the result is checked.
         let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(EventFd { fd })
+        self.add(fd.as_raw_fd(), token)?;
+        Ok(Notifier { fd })
     }
+}
 
-    pub(crate) fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
+impl Notifier {
+    /// After `fork`, in the child: a fresh eventfd under the same fd number
+    /// (the inherited one is shared with the parent), added to `poller`
+    /// (renewed already) with `token`.
+    pub(crate) fn renew(&self, poller: &Poller, token: u64) -> io::Result<()> {
+        // SAFETY: eventfd takes no pointers; the result is checked.
+        let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        renew_fd(self.fd.as_raw_fd(), unsafe { OwnedFd::from_raw_fd(fd) })?;
+        poller.add(self.fd.as_raw_fd(), token)
     }
 
     /// Makes the fd readable (from any thread). A full counter (EAGAIN)
