@@ -300,3 +300,21 @@ fn a_greenlet_returned_by_its_parent_task_is_unwound() {
         assert!(unwound.get());
     });
 }
+
+/// A detached green thread with a link keeps its result for the link (it
+/// is dropped after the link ran, not as the green thread ends).
+#[test]
+fn a_detached_result_still_reaches_its_link() {
+    bounded(|| {
+        let seen = Rc::new(Cell::new(0));
+        let s = seen.clone();
+        let h = spawn(|| {
+            sleep(Duration::from_millis(2));
+            41
+        });
+        h.link_value(move |v| s.set(*v + 1));
+        drop(h);
+        sleep(Duration::from_millis(20));
+        assert_eq!(seen.get(), 42);
+    });
+}
