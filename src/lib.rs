@@ -4,7 +4,7 @@
 //! blocking code — `sleep(d)`, `spawn(f)`, `join_all(..)` — while one OS
 //! thread runs thousands of green threads: every call that would block parks
 //! the current green thread and switches to the hub, which runs whatever is
-//! ready and waits on epoll when nothing is.
+//! ready and waits on epoll (kqueue on macOS and FreeBSD) when nothing is.
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -66,6 +66,7 @@
 //! assert!(greenhub::join_all_timeout([&h], short).is_empty()); // the part that finished
 //! h.kill();
 //! ```
+//!
 //! # Rules for destructors
 //!
 //! A kill ([`JoinHandle::kill`], [`Greenlet::kill`]) or an expired
@@ -134,8 +135,22 @@
 //! dropped) on that green thread's own stack as it ends, and a panic in
 //! such a `Drop`, or in a callback's panic payload, is reported by the
 //! panic hook and goes no further.
+//!
+//! # Debugging
+//!
+//! A green thread that computes for long or blocks its OS thread
+//! (`std::thread::sleep`, a std `Mutex`, file I/O) stalls every other green
+//! thread of its hub. `GREENHUB_MONITOR=1` in the environment starts a
+//! watchdog that reports such stalls on stderr (which green thread, where it
+//! was spawned, for how long; threshold `GREENHUB_MAX_BLOCKING_MS`, default
+//! 100 ms); [`debug::run_info`] lists every live green thread of the hub and
+//! what it waits on, and `GREENHUB_DUMP_ON_SIGQUIT=1` prints that on
+//! SIGQUIT. Panics in green threads name them. The [`debug`] module has the
+//! details, what a report looks like, and what the monitor cannot see; the
+//! feature `tracing` keeps tracing's current span per green thread.
 
 pub mod blocking;
+pub mod debug;
 pub mod greenlet;
 pub mod hub;
 mod link;

@@ -118,10 +118,12 @@ impl<T: 'static> JoinHandle<T> {
     }
 
     /// Runs `f` with the outcome when the green thread ends (gevent's
-    /// `rawlink`/`link`; tokio has no equivalent). `f` runs once, on the hub
+    /// `rawlink`; asyncio's `add_done_callback`). `f` runs once, on the hub
     /// as a callback (as [`call_soon`](crate::call_soon)'s do), so it must
-    /// not block: spawn a green thread from it for blocking work. Linking a
-    /// green thread that has ended already queues `f` at once.
+    /// not block. gevent's `link` runs its callback in a greenlet of its
+    /// own, where it may block: here, spawn a green thread from `f` for
+    /// that. Linking a green thread that has ended already queues `f` at
+    /// once.
     ///
     /// Every callback linked before the end sees the outcome: a `join`
     /// waits until they have run before it takes the result. A callback

@@ -155,6 +155,7 @@ impl Pool {
     /// let h = pool.spawn(|| "done");
     /// assert_eq!(h.join().unwrap(), "done");
     /// ```
+    #[track_caller]
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
         let place = self.take_place();
         self.group.spawn(move || {

@@ -13,7 +13,8 @@
 //! To use every core, run the same server on every hub: each hub listens on
 //! its own socket bound to one address with `SO_REUSEPORT`, and the kernel
 //! spreads incoming connections among them (see
-//! `examples/multicore_echo.rs`).
+//! `examples/multicore_echo.rs`). Linux and FreeBSD (`SO_REUSEPORT_LB`
+//! there) spread them; macOS shares the port but does not promise to.
 
 use std::fmt;
 use std::io;

@@ -352,7 +352,7 @@ impl Signals {
                 self.seen.set(arrivals);
                 return true;
             }
-            let why = hub::park(deadline, |w| {
+            let why = hub::park_as(crate::debug::WaitTag::SIGNAL, deadline, |w| {
                 HUB_SIGNALS.with(|h| {
                     if let Some(local) = h.signals.borrow_mut().get_mut(&signo) {
                         local.waiters.retain(Waker::is_waiting);

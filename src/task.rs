@@ -209,8 +209,20 @@ impl Builder {
     /// let err = greenhub::Builder::new().stack_size(0).spawn(|| ()).unwrap_err();
     /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     /// ```
+    #[track_caller]
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
-        let g = self.make(f)?;
+        self.spawn_at(std::panic::Location::caller(), f)
+    }
+
+    /// [`spawn`](Builder::spawn), recording `site` as where it was spawned
+    /// (for a spawn made on behalf of a caller elsewhere, such as
+    /// `HubHandle::spawn`).
+    pub(crate) fn spawn_at<T: 'static>(
+        self,
+        site: &'static std::panic::Location<'static>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<JoinHandle<T>> {
+        let g = self.make(f, site)?;
         g.state.set(State::Scheduled);
         hub::with(|h| h.push(Ready::green(g.clone())));
         Ok(JoinHandle { g, _t: PhantomData })
@@ -227,12 +239,13 @@ impl Builder {
     /// assert!(!h.is_finished());
     /// assert_eq!(h.join().unwrap(), 3);
     /// ```
+    #[track_caller]
     pub fn spawn_later<T: 'static>(
         self,
         delay: Duration,
         f: impl FnOnce() -> T + 'static,
     ) -> io::Result<JoinHandle<T>> {
-        let g = self.make(f)?;
+        let g = self.make(f, std::panic::Location::caller())?;
         // Parked on a timer; the timer's wake schedules its start.
         g.state.set(State::Parked);
         g.wait.set(WaitState::Parked);
@@ -244,13 +257,18 @@ impl Builder {
         Ok(JoinHandle { g, _t: PhantomData })
     }
 
-    fn make<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<GRef> {
+    fn make<T: 'static>(
+        self,
+        f: impl FnOnce() -> T + 'static,
+        site: &'static std::panic::Location<'static>,
+    ) -> io::Result<GRef> {
         core::check_stack_size(self.stack_size)?;
         let entry = core::entry(move |_first: Msg| -> core::Value { Box::new(f()) });
         let g = GRef::new(Inner::new(Kind::Task, Some(entry), self.stack_size));
         if let Some(name) = self.name {
             g.with_extra(|e| e.name = Some(name.into_boxed_str()));
         }
+        crate::debug::created(&g, site);
         Ok(g)
     }
 }
@@ -266,6 +284,7 @@ impl Builder {
 /// let h = greenhub::spawn(move || *s * 2);
 /// assert_eq!(h.join().unwrap(), 10);
 /// ```
+#[track_caller]
 pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
     Builder::new()
         .spawn(f)
@@ -280,6 +299,7 @@ pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
 /// let h = greenhub::spawn_later(Duration::from_millis(20), move || t.elapsed());
 /// assert!(h.join().unwrap() >= Duration::from_millis(20));
 /// ```
+#[track_caller]
 pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
     Builder::new()
         .spawn_later(delay, f)
@@ -586,7 +606,7 @@ pub(crate) fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
         joined_itself(g);
     }
     while !g.is_settled() {
-        let why = hub::park(deadline, |w| {
+        let why = hub::park_as(crate::debug::WaitTag::JOIN, deadline, |w| {
             g.with_extra(|e| {
                 e.joiners.retain(hub::Waker::is_waiting);
                 e.joiners.push(w.clone());

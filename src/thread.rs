@@ -109,17 +109,21 @@ impl HubHandle {
     /// hub.stop();
     /// ```
     #[doc(alias = "run_coroutine_threadsafe")]
+    #[track_caller]
     pub fn spawn<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<RemoteJoinHandle<T>, Stopped> {
+        let site = std::panic::Location::caller();
         let shared = Arc::new(Shared::new());
         let completer = Completer {
             shared: shared.clone(),
             started: false,
         };
         self.call_soon(move || {
-            let task = crate::spawn(move || completer.run(f));
+            let task = crate::Builder::new()
+                .spawn_at(site, move || completer.run(f))
+                .expect("greenhub: the default stack size is valid");
             REMOTE_TASKS.with(|tasks| {
                 let mut tasks = tasks.borrow_mut();
                 if tasks.len() >= 64 && tasks.len().is_power_of_two() {

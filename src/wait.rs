@@ -14,13 +14,13 @@
 //! use std::time::Duration;
 //! use greenhub::{sleep, spawn, wait};
 //!
-//! let hs: Vec<_> = [20u64, 5]
+//! let hs: Vec<_> = [200u64, 5]
 //!     .into_iter()
 //!     .map(|ms| spawn(move || { sleep(Duration::from_millis(ms)); ms }))
 //!     .collect();
 //! assert_eq!(wait::wait_any(&hs), 1);
 //! let results: Vec<u64> = wait::gather(hs).into_iter().map(Result::unwrap).collect();
-//! assert_eq!(results, [20, 5]);
+//! assert_eq!(results, [200, 5]);
 //! ```
 
 use std::collections::VecDeque;
@@ -166,7 +166,10 @@ fn wait_any_until<W: Waitable>(items: &[W], deadline: Option<Instant>) -> Option
         if let Some(i) = items.iter().position(W::is_ready) {
             return Some(i);
         }
-        if park(deadline, |w| register_all(items, w)) == Wake::TimedOut {
+        if crate::hub::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+            register_all(items, w)
+        }) == Wake::TimedOut
+        {
             return items.iter().position(W::is_ready);
         }
     }
@@ -189,13 +192,13 @@ fn wait_any_until<W: Waitable>(items: &[W], deadline: Option<Instant>) -> Option
 /// use std::time::Duration;
 /// use greenhub::{sleep, spawn, wait::wait};
 ///
-/// let hs: Vec<_> = [10u64, 2, 60_000]
+/// let hs: Vec<_> = [150u64, 2, 60_000]
 ///     .into_iter()
 ///     .map(|ms| spawn(move || sleep(Duration::from_millis(ms))))
 ///     .collect();
 /// let (done, pending) = wait(&hs, None, Some(1)); // first completed
 /// assert_eq!((done, pending), (vec![1], vec![0, 2]));
-/// let (done, pending) = wait(&hs, Some(Duration::from_millis(100)), None);
+/// let (done, pending) = wait(&hs, Some(Duration::from_millis(400)), None);
 /// assert_eq!((done, pending), (vec![0, 1], vec![2])); // timed out on the slow one
 /// greenhub::wait::kill_all(&hs);
 /// ```
@@ -217,9 +220,13 @@ pub fn wait<W: Waitable>(
         let all = want - done == pending.len();
         let why = if all {
             let first = pending[0];
-            park(deadline, |w| items[first].register(w))
+            crate::hub::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+                items[first].register(w)
+            })
         } else {
-            park(deadline, |w| register_all(pending.iter().map(|&i| &items[i]), w))
+            crate::hub::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+                register_all(pending.iter().map(|&i| &items[i]), w)
+            })
         };
         if all {
             while pending.front().is_some_and(|&i| items[i].is_ready()) {

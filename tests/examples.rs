@@ -89,3 +89,24 @@ fn greenlet_switch_example() {
     assert!(run.success, "failed:\n{}\n{}", run.stdout, run.stderr);
     assert_eq!(run.stdout, "12\n56\n34\n78\n");
 }
+
+#[test]
+fn debug_blocking_example() {
+    let run = run_example("debug_blocking", Duration::from_secs(120));
+    assert!(run.success, "failed:\n{}\n{}", run.stdout, run.stderr);
+    let err = &run.stderr;
+    for name in ["busy", "blocker"] {
+        let report = format!("green thread '{name}' (#");
+        assert_eq!(err.matches(&report).count(), 1, "one report for {name}:\n{err}");
+    }
+    assert!(err.contains("spawned at examples/debug_blocking.rs:"), "{err}");
+    let out = &run.stdout;
+    assert!(
+        out.contains("'ticker' spawned at examples/debug_blocking.rs:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("'waiting' spawned at") && out.contains("parked: sleep, wakes in"),
+        "{out}"
+    );
+}

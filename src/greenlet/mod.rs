@@ -195,6 +195,7 @@ impl Greenlet {
     /// assert!(!g.is_started());
     /// assert_eq!(g.switch::<_, usize>("four"), 4);
     /// ```
+    #[track_caller]
     pub fn new<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(f: F) -> Greenlet {
         Greenlet::build(f, crate::stack::DEFAULT_STACK_SIZE)
     }
@@ -245,6 +246,7 @@ impl Greenlet {
         });
         let inner = GRef::new(Inner::new(Kind::Greenlet, Some(entry), stack_size));
         inner.with_extra(|e| e.parent = Some(core::current()));
+        crate::debug::created(&inner, std::panic::Location::caller());
         Greenlet { inner }
     }
 

@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Instant;
 
-use super::{park, with, Hub, Wake, Waker};
+use super::{with, Hub, Wake, Waker};
 use crate::greenlet::core::is_current;
 use crate::sys::{Event, Poller};
 
@@ -83,6 +83,11 @@ fn token(index: u32, generation: u32) -> u64 {
 }
 
 impl IoTable {
+    /// How many fds are registered (for `debug::run_info`).
+    pub(crate) fn registered(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
     fn insert(&mut self, fd: RawFd) -> u64 {
         let index = match self.free.pop() {
             Some(i) => i,
@@ -118,7 +123,7 @@ impl IoTable {
     }
 
     /// Every registered fd and its token (to add them to a fresh poller).
-    pub(crate) fn registered(&self) -> impl Iterator<Item = (RawFd, u64)> + '_ {
+    pub(crate) fn registered_fds(&self) -> impl Iterator<Item = (RawFd, u64)> + '_ {
         self.slots
             .iter()
             .enumerate()
@@ -154,7 +159,7 @@ impl Hub {
         self.poller
             .get_or_init(|| Poller::new().ok())
             .as_ref()
-            .ok_or_else(|| io::Error::other("greenhub: cannot create the hub's epoll instance"))
+            .ok_or_else(|| io::Error::other("greenhub: cannot create the hub's poller (epoll or kqueue)"))
     }
 }
 
@@ -200,7 +205,11 @@ impl Registration {
             token: self.token,
             dir,
         };
-        let why = park(deadline, |w| self.arm(dir, w));
+        let tag = match dir {
+            Direction::Read => crate::debug::WaitTag::read(self.fd),
+            Direction::Write => crate::debug::WaitTag::write(self.fd),
+        };
+        let why = super::park_as(tag, deadline, |w| self.arm(dir, w));
         drop(guard);
         match why {
             Wake::Ready => Ok(()),
@@ -304,7 +313,7 @@ pub(crate) fn wait_any(fds: &[(&Registration, Direction)], deadline: Option<Inst
         .iter()
         .map(|&(r, dir)| Parked { token: r.token, dir })
         .collect();
-    park(deadline, |w| {
+    super::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
         for &(r, dir) in fds {
             r.arm(dir, w);
         }

@@ -23,6 +23,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::debug::WaitTag;
 pub use crate::greenlet::core::Wake;
 use crate::greenlet::core::{self, Inner, Kind, Msg, Next, State, WaitState, WouldBlockForever};
 use crate::greenlet::gref::GRef;
@@ -128,6 +129,8 @@ pub(crate) struct Hub {
     stop_waker: RefCell<Option<Waker>>,
     /// Source of `with_timeout` tokens (>= 2; see `THROW_*`).
     pub(crate) next_token: Cell<u32>,
+    /// Turns of the loop so far (for `debug::run_info`).
+    turns: Cell<u64>,
 }
 
 thread_local! {
@@ -152,6 +155,7 @@ impl Hub {
         Hub {
             root: {
                 crate::stack::install_overflow_handler(core::describe_running);
+                crate::debug::on_hub_created();
                 let root = GRef::new(Inner::new(Kind::Root, None, 0));
                 core::ROOT.set(GRef::as_ptr(&root));
                 root
@@ -172,6 +176,7 @@ impl Hub {
             stop_requested: Cell::new(false),
             stop_waker: RefCell::new(None),
             next_token: Cell::new(2),
+            turns: Cell::new(0),
         }
     }
 
@@ -305,6 +310,7 @@ impl Hub {
     /// callbacks for at most its switch interval before it looks at timers
     /// and I/O again.
     fn turn(&self) -> bool {
+        self.turns.set(self.turns.get() + 1);
         let has_timers = !self.timers.borrow().is_empty();
         let io_waiting = self.io.borrow().waiting > 0 || self.remotes.borrow().outstanding();
         // With no timer and nothing to poll, beginning the turn makes
@@ -453,6 +459,10 @@ impl Hub {
         if timeout.is_none_or(|t| !t.is_zero()) && self.spin_for_remote(REMOTE_SPIN) {
             timeout = Some(Duration::ZERO);
         }
+        let sleeps = timeout.is_none_or(|t| !t.is_zero());
+        if sleeps {
+            crate::debug::hub_idle(true);
+        }
         match self.poller() {
             Ok(p) => p.wait(timeout, |ev| {
                 if ev.token == remote::INBOX_TOKEN {
@@ -462,6 +472,9 @@ impl Hub {
                 }
             }),
             Err(_) => std::thread::sleep(timeout.unwrap_or(Duration::from_millis(10))),
+        }
+        if sleeps {
+            crate::debug::hub_idle(false);
         }
     }
 
@@ -612,6 +625,28 @@ fn prefetch_next_stack(ready: &VecDeque<Ready>) {
     }
 }
 
+/// The hub's figures, for `debug::run_info`.
+pub(crate) struct Figures {
+    pub(crate) turns: u64,
+    pub(crate) ready: usize,
+    pub(crate) timers: usize,
+    pub(crate) fds: usize,
+    pub(crate) fds_waited: usize,
+}
+
+impl Hub {
+    pub(crate) fn figures(&self) -> Figures {
+        let io = self.io.borrow();
+        Figures {
+            turns: self.turns.get(),
+            ready: self.ready.borrow().len() + self.woken.borrow().len(),
+            timers: self.timers.borrow().len(),
+            fds: io.registered(),
+            fds_waited: io.waiting,
+        }
+    }
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
         core::ROOT.set(std::ptr::null());
@@ -658,7 +693,7 @@ impl Hub {
             return Ok(());
         };
         poller.renew()?;
-        for (fd, token) in self.io.borrow().registered() {
+        for (fd, token) in self.io.borrow().registered_fds() {
             poller.add(fd, token)?;
         }
         self.reinit_remotes_after_fork(poller)
@@ -931,6 +966,13 @@ impl fmt::Debug for Waker {
 #[doc(alias = "wait")]
 #[doc(alias = "LoopExit")]
 pub fn park(deadline: Option<Instant>, register: impl FnOnce(&Waker)) -> Wake {
+    park_as(WaitTag::PARK, deadline, register)
+}
+
+/// [`park`], saying what the park waits on (shown by `debug::run_info`).
+#[inline]
+pub(crate) fn park_as(tag: WaitTag, deadline: Option<Instant>, register: impl FnOnce(&Waker)) -> Wake {
+    core::with_current(|g| g.wait_tag.set(tag.0));
     match park_inner(deadline, register) {
         Ok(w) => w,
         Err(WouldBlockForever) => panic!(
@@ -1156,7 +1198,7 @@ pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
 /// assert!(greenhub::now() >= wake_at);
 /// ```
 pub fn sleep_until(deadline: Instant) {
-    while park(Some(deadline), |_| {}) != Wake::TimedOut {}
+    while park_as(WaitTag::SLEEP, Some(deadline), |_| {}) != Wake::TimedOut {}
 }
 
 /// The hub's clock (monotonic), the time base of `call_at` and deadlines
@@ -1189,6 +1231,7 @@ pub fn run_forever() {
     if HUB.with(|h| h.stop_requested.replace(false)) {
         return yield_now();
     }
+    core::with_current(|g| g.wait_tag.set(WaitTag::RUN_FOREVER.0));
     let waited = park_inner(None, |w| {
         HUB.with(|h| *h.stop_waker.borrow_mut() = Some(w.clone()))
     });

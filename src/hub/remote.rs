@@ -325,7 +325,7 @@ impl RemoteWait {
     /// `deadline` passes; returns at once if it already has. Wakes carry no
     /// data: the caller checks the shared result first, and after this.
     pub(crate) fn park(&self, deadline: Option<std::time::Instant>) -> super::Wake {
-        super::park(deadline, |w| {
+        super::park_as(crate::debug::WaitTag::REMOTE, deadline, |w| {
             with(|h| match h.remotes.borrow_mut().waiting.get_mut(&self.id) {
                 Some(state) if !state.done => state.waker = Some(w.clone()),
                 _ => {

@@ -71,6 +71,16 @@ impl Timers {
         self.map.is_empty()
     }
 
+    /// How many timers are pending (for `debug::run_info`).
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Every pending timer, earliest first (for `debug::run_info`).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Instant, &Action)> {
+        self.map.iter().map(|(k, a)| (k.0, a))
+    }
+
     /// Moves up to `max` timers due at `now` to `out`, earliest first.
     pub(crate) fn pop_due_into(&mut self, now: Instant, out: &mut VecDeque<Action>, max: usize) {
         for _ in 0..max {

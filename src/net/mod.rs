@@ -17,8 +17,9 @@
 //!   around any call works too.
 //! - Names: [`ToSocketAddrs`] looks host names up on the
 //!   [blocking pool](crate::blocking), never on the hub.
-//! - Errors from the OS pass through unchanged; writes use `MSG_NOSIGNAL`,
-//!   so a closed peer is `EPIPE`, never SIGPIPE.
+//! - Errors from the OS pass through unchanged; writes use `MSG_NOSIGNAL`
+//!   (on macOS sockets carry `SO_NOSIGPIPE`), so a closed peer is `EPIPE`,
+//!   never SIGPIPE.
 //! - A socket belongs to the OS thread (the hub) that made it: the types are
 //!   not `Send`. Each fd has at most one parked reader and one parked writer
 //!   (two green threads reading the same socket at once is a bug, reported

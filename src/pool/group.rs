@@ -129,6 +129,7 @@ impl Group {
     /// assert_eq!(h.join().unwrap(), 42);
     /// assert!(group.is_empty());
     /// ```
+    #[track_caller]
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
         let place = self.enter();
         let key = place.key;
@@ -250,8 +251,8 @@ impl Group {
     /// use std::time::Duration;
     /// let group = greenhub::pool::Group::new();
     /// let sleep_then = |ms: u64| { greenhub::sleep(Duration::from_millis(ms)); ms };
-    /// let order: Vec<u64> = group.imap_unordered(sleep_then, [30, 10, 20]).collect();
-    /// assert_eq!(order, [10, 20, 30]);
+    /// let order: Vec<u64> = group.imap_unordered(sleep_then, [90, 30, 60]).collect();
+    /// assert_eq!(order, [30, 60, 90]);
     /// ```
     pub fn imap_unordered<A: 'static, T: 'static, F: Fn(A) -> T + 'static, I: IntoIterator<Item = A>>(
         &self,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::waiters::WaitList;
+use crate::debug::WaitTag;
 use crate::hub::{Wake, Waker};
 use crate::wait::Waitable;
 
@@ -129,7 +130,7 @@ impl Event {
             if self.flag.get() {
                 return true;
             }
-            match self.waiters.wait(deadline, None, drop) {
+            match self.waiters.wait_as(WaitTag::EVENT, deadline, None, drop) {
                 (Some(()), _) => return true,
                 (None, Wake::TimedOut) => return self.flag.get(),
                 (None, Wake::Ready) => {}

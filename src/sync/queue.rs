@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::storage::Storage;
 use super::waiters::WaitList;
+use crate::debug::WaitTag;
 use crate::hub::Wake;
 
 /// Why an item could not be put; the item comes back inside.
@@ -251,7 +252,10 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
                 Err(item) => item,
             };
             // A killed putter's item was never put: dropping it is right.
-            item = match self.putters.wait(deadline, Some(item), drop) {
+            item = match self
+                .putters
+                .wait_as(WaitTag::QUEUE_PUT, deadline, Some(item), drop)
+            {
                 (None, _) => return Ok(()),
                 (Some(item), Wake::TimedOut) if !self.closed.get() => return Err(PutError::TimedOut(item)),
                 (Some(item), _) => item,
@@ -381,7 +385,10 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
                 Err(GetError::Empty) => {}
                 done => return done,
             }
-            match self.getters.wait(deadline, None, |item| self.give_back(item)) {
+            match self
+                .getters
+                .wait_as(WaitTag::QUEUE_GET, deadline, None, |item| self.give_back(item))
+            {
                 (Some(item), _) => return Ok(item),
                 (None, Wake::TimedOut) => return Err(GetError::TimedOut),
                 (None, Wake::Ready) => {}
@@ -523,7 +530,7 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
 
     fn join_until(&self, deadline: Option<Instant>) -> bool {
         while self.unfinished.get() > 0 {
-            match self.joiners.wait(deadline, None, drop) {
+            match self.joiners.wait_as(WaitTag::QUEUE_JOIN, deadline, None, drop) {
                 (Some(()), _) => return true,
                 (None, Wake::TimedOut) => return self.unfinished.get() == 0,
                 (None, Wake::Ready) => {}

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::waiters::WaitList;
+use crate::debug::WaitTag;
 use crate::hub::{Wake, Waker};
 use crate::wait::Waitable;
 
@@ -345,7 +346,8 @@ impl<T: Clone + 'static> AsyncResult<T> {
                 Err(AsyncError::NotReady) => {}
                 done => return done,
             }
-            if let (None, Wake::TimedOut) = self.shared.waiters.wait(deadline, None, drop) {
+            if let (None, Wake::TimedOut) = self.shared.waiters.wait_as(WaitTag::RESULT, deadline, None, drop)
+            {
                 return match self.try_get() {
                     Err(AsyncError::NotReady) => Err(AsyncError::TimedOut),
                     done => done,

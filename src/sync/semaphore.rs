@@ -7,6 +7,7 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use super::waiters::WaitList;
+use crate::debug::WaitTag;
 use crate::hub::Wake;
 use crate::Elapsed;
 
@@ -52,7 +53,10 @@ impl Permits {
             if self.try_take() {
                 return true;
             }
-            match self.waiters.wait(deadline, None, |()| self.put_back()) {
+            match self
+                .waiters
+                .wait_as(WaitTag::LOCK, deadline, None, |()| self.put_back())
+            {
                 (Some(()), _) => return true,
                 (None, Wake::TimedOut) => return false,
                 (None, Wake::Ready) => {}

@@ -18,6 +18,12 @@
 //! - `EV_EOF` on the read filter is epoll's `EPOLLRDHUP` (hangup); an
 //!   `EV_ERROR` event (the registration failed, `data` holds the errno)
 //!   wakes both directions, whose next syscall reports the error.
+//!
+//! On Linux the kqueue is libkqueue's emulation over epoll, which differs
+//! from a kernel kqueue in three ways this file works around, each where it
+//! matters: the order the two filters are added in (`add`), a socket error
+//! it takes off the socket (`Event::error`), and events it drops when a
+//! wait's answer is full (`FULL_MAY_LOSE`).
 
 use std::cell::RefCell;
 use std::io;
@@ -220,8 +226,9 @@ impl Poller {
         let fd = check(unsafe { ffi::kqueue() })?;
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let kq = unsafe { OwnedFd::from_raw_fd(fd) };
-        // kqueue descriptors are not inherited across fork on the BSDs, but
-        // they are across exec unless marked.
+        // libkqueue's descriptor is an ordinary fd, which a child started
+        // by exec would inherit; harmless on the BSDs, where no child ever
+        // inherits a kqueue.
         // SAFETY: fcntl on a descriptor we own, with integer arguments.
         unsafe { libc::fcntl(kq.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
         Ok(Poller {
