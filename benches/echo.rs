@@ -17,6 +17,14 @@
 //! - (b) `epoll`: level-triggered epoll, non-blocking sockets, one `read`
 //!   and one `write` per event (pending output buffered on a short write).
 //!
+//!
+//! Built with `--features monkey`, two more servers run in the same rounds,
+//! compared with each other (target: monkey / net >= 0.95):
+//! - (c) `net`: `greenhub::net::TcpListener`, a green thread per accepted
+//!   `greenhub::net::TcpStream` doing `read` then `write_all`;
+//! - (d) `monkey`: the same code on `std::net` after
+//!   `greenhub::monkey::patch_all()`.
+//!
 //! Run: `cargo bench --bench echo` (about a minute; rounds with
 //! `GREENHUB_BENCH_ROUNDS`). Without `--bench` (as under
 //! `cargo test --all-targets`) it runs a quick smoke version.
@@ -51,6 +59,10 @@ fn main() {
         match case.as_str() {
             "server-greenhub" => serve_greenhub(),
             "server-epoll" => serve_epoll(),
+            #[cfg(feature = "monkey")]
+            "server-net" => serve_net(),
+            #[cfg(feature = "monkey")]
+            "server-monkey" => serve_monkey(),
             "client" => run_client(),
             other => panic!("unknown echo bench child `{other}`"),
         }
@@ -60,11 +72,15 @@ fn main() {
     let rounds = mode.rounds(5);
     let window_ms: u64 = mode.pick(1500, 200);
     let sizes: &[usize] = &mode.pick([100, 1000], [10, 50]);
-    let kinds = ["greenhub", "epoll"];
+    let kinds: &[&str] = if cfg!(feature = "monkey") {
+        &["greenhub", "epoll", "net", "monkey"]
+    } else {
+        &["greenhub", "epoll"]
+    };
     let mut samples: HashMap<(&str, usize), Vec<HashMap<String, f64>>> = HashMap::new();
     for round in 0..rounds {
         for &n in sizes {
-            for kind in kinds {
+            for &kind in kinds {
                 let name = format!("{kind} N={n}");
                 if !mode.wants(&name) {
                     continue;
@@ -76,7 +92,7 @@ fn main() {
             }
         }
     }
-    print_results(&mode, sizes, &kinds, &samples);
+    print_results(&mode, sizes, kinds, &samples);
 }
 
 /// One server child and one client run against it; the client's figures.
@@ -167,15 +183,19 @@ fn print_results(
     }
     table.print(&mode.title("echo, 64-byte ping-pong, server pinned to one core"));
     println!();
-    for &n in sizes {
-        for key in ["msgs_per_s", "msgs_per_server_cpu_s"] {
-            let (a, b) = (column("greenhub", n, key), column("epoll", n, key));
-            if a.is_empty() || b.is_empty() {
-                continue;
+    for (ours, theirs, target) in [("greenhub", "epoll", 1.0), ("monkey", "net", 0.95)] {
+        for &n in sizes {
+            for key in ["msgs_per_s", "msgs_per_server_cpu_s"] {
+                let (a, b) = (column(ours, n, key), column(theirs, n, key));
+                if a.is_empty() || b.is_empty() {
+                    continue;
+                }
+                let ratio = summarize(&a).median / summarize(&b).median;
+                let verdict = if ratio >= target { "ok" } else { "UNDER" };
+                println!(
+                    "ratio {ours}/{theirs} N={n:<5} {key:<22} {ratio:.3}  (target >= {target}) {verdict}"
+                );
             }
-            let ratio = summarize(&a).median / summarize(&b).median;
-            let verdict = if ratio >= 1.0 { "ok" } else { "UNDER" };
-            println!("ratio greenhub/epoll N={n:<5} {key:<22} {ratio:.3}  (target >= 1.0) {verdict}");
         }
     }
 }
@@ -238,6 +258,54 @@ fn serve_greenhub() {
         .expect("bind the greenhub server");
     announce(server.local_addr());
     server.serve_forever().expect("serve");
+}
+
+/// Server (c): `greenhub::net`, a green thread per connection.
+#[cfg(feature = "monkey")]
+fn serve_net() {
+    pin_to(SERVER_CPU);
+    raise_nofile(4096);
+    let listener = greenhub::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    announce(listener.local_addr().expect("local addr"));
+    loop {
+        let Ok((stream, _)) = listener.accept() else {
+            continue;
+        };
+        greenhub::spawn(move || {
+            let _ = stream.set_nodelay(true);
+            echo_stream(stream);
+        });
+    }
+}
+
+/// Server (d): the same code on `std::net`, after `patch_all`.
+#[cfg(feature = "monkey")]
+fn serve_monkey() {
+    greenhub::monkey::patch_all().expect("patch_all");
+    pin_to(SERVER_CPU);
+    raise_nofile(4096);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    announce(listener.local_addr().expect("local addr"));
+    loop {
+        let Ok((stream, _)) = listener.accept() else {
+            continue;
+        };
+        greenhub::spawn(move || {
+            let _ = stream.set_nodelay(true);
+            echo_stream(stream);
+        });
+    }
+}
+
+/// Echoes until the peer closes: one `read`, then `write_all`.
+#[cfg(feature = "monkey")]
+fn echo_stream(mut stream: impl Read + Write) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = stream.read(&mut buf) {
+        if stream.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
 }
 
 /// Server (b): a minimal single-threaded level-triggered epoll echo server.

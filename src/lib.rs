@@ -28,6 +28,11 @@
 //! Green threads never move between OS threads, so `spawn` takes closures
 //! that are not `Send`, and `thread_local!` values are sound inside them.
 //!
+//! With the `monkey` feature, `monkey::patch_all()` makes libc's blocking
+//! calls (std's sockets, sleeps, DNS, child processes, and C libraries)
+//! park the green thread instead of the OS thread, as gevent's
+//! `monkey.patch_all()` does; see the `monkey` module.
+//!
 //! Kills and timeouts unwind the target's stack, so greenhub needs
 //! `panic = "unwind"` (the default).
 //!
@@ -154,6 +159,8 @@ pub mod debug;
 pub mod greenlet;
 pub mod hub;
 mod link;
+#[cfg(feature = "monkey")]
+pub mod monkey;
 #[doc(alias = "socket")]
 pub mod net;
 pub mod pool;

@@ -92,8 +92,17 @@ pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, E
     hub::with(|h| h.timers.borrow_mut().remove(key));
     // A throw that fired but did not land (the section ended first) must
     // not hit whatever this green thread does next.
+    // Unless it did land, in a patched libc call, which cannot unwind
+    // through its C frame: that call failed with ETIMEDOUT instead, and the
+    // section ends with the timeout all the same.
+    #[cfg(feature = "monkey")]
+    let deferred = crate::monkey::take_deferred(&cur, token);
     if cur.throw.get() == token {
         cur.throw.set(core::THROW_NONE);
+        #[cfg(feature = "monkey")]
+        if deferred {
+            return Err(Elapsed);
+        }
     }
     match result {
         Ok(v) => Ok(v),

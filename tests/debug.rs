@@ -347,3 +347,73 @@ fn the_switch_hook_sees_every_switch() {
     greenhub::spawn(|| ()).join().unwrap();
     assert_eq!(calls.borrow().len(), n, "removed: no more calls");
 }
+
+#[test]
+fn run_info_tells_ready_not_started_and_waiting_for_a_switch() {
+    let ready = greenhub::Builder::new().name("queued").spawn(|| ()).unwrap();
+    let fresh = greenhub::Greenlet::new(|(): ()| ());
+    let paused = greenhub::Greenlet::new(|(): ()| {
+        greenhub::Greenlet::current()
+            .parent()
+            .unwrap()
+            .switch::<(), ()>(());
+    });
+    paused.switch::<(), ()>(()); // it runs, then switches back here
+    let text = greenhub::debug::run_info().to_string();
+    let line_of = |id: u64| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("  #{id} ")))
+            .unwrap_or_else(|| panic!("no #{id} in:\n{text}"))
+            .to_owned()
+    };
+    let queued = line_of(ready.id());
+    assert!(
+        queued.contains("'queued' spawned at tests/debug.rs:") && queued.ends_with(": ready"),
+        "{text}"
+    );
+    assert!(line_of(fresh.id()).ends_with(": not started"), "{text}");
+    assert!(line_of(paused.id()).ends_with(": waiting for a switch"), "{text}");
+    ready.join().unwrap();
+    paused.switch::<(), ()>(());
+    let text = greenhub::debug::run_info().to_string();
+    assert!(
+        !text.contains(&format!("#{} ", paused.id())),
+        "an ended green thread is not listed:\n{text}"
+    );
+}
+
+#[test]
+fn a_panicking_switch_hook_is_removed() {
+    let calls = Rc::new(RefCell::new(0));
+    let c = calls.clone();
+    greenhub::debug::set_switch_hook(Some(Box::new(move |_, _| {
+        *c.borrow_mut() += 1;
+        panic!("hook fails");
+    })));
+    greenhub::spawn(greenhub::yield_now).join().unwrap();
+    assert_eq!(*calls.borrow(), 1, "called once, then removed");
+    assert!(greenhub::debug::set_switch_hook(None).is_none());
+}
+
+#[test]
+fn run_info_lists_no_freed_green_thread() {
+    // More than one slab chunk (256 records) of green threads, all ended
+    // and dropped: their slots are free and must not be listed.
+    let ids: Vec<u64> = (0..600)
+        .map(|_| {
+            let h = greenhub::spawn(|| ());
+            let id = h.id();
+            h.join().unwrap();
+            id
+        })
+        .collect();
+    let keep = greenhub::Builder::new()
+        .name("kept")
+        .spawn(|| greenhub::sleep(Duration::from_secs(30)))
+        .unwrap();
+    greenhub::yield_now();
+    let info = greenhub::debug::run_info();
+    assert!(info.green_threads.iter().all(|g| !ids.contains(&g.id)), "{info}");
+    assert!(info.green_threads.iter().any(|g| g.id == keep.id()), "{info}");
+    keep.kill();
+}

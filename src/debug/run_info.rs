@@ -78,7 +78,10 @@ pub struct GreenThreadInfo {
 /// ```
 pub fn run_info() -> RunInfo {
     let me = core::current();
-    let greens = super::registry::snapshot();
+    let greens: Vec<_> = crate::greenlet::gref::live_records()
+        .into_iter()
+        .filter(|g| !g.is_dead() && !g.is_root())
+        .collect();
     // What each parked green thread's timer says (deadline), and whom each
     // joiner waits for, found where the hub and the records keep them.
     let mut deadlines: HashMap<u64, Instant> = HashMap::new();

@@ -21,6 +21,13 @@ thread_local! {
 /// inboxes): a hub that is stalled (see the [monitor](super::monitor))
 /// prints when it next runs its loop.
 ///
+/// While it is on, each listening hub holds a subscription to SIGQUIT, which
+/// counts as something that may still wake it: a root that waits for
+/// nothing (which would panic with "this operation would block forever")
+/// waits instead, and [`run_forever`](crate::run_forever) does not return
+/// early for lack of work. Send SIGQUIT to see what it waits for; turn the
+/// dump off for production.
+///
 /// # Errors
 /// If the signal handler cannot be installed (see
 /// [`Signals::new`](crate::signal::Signals::new)).

@@ -253,7 +253,7 @@ pub(crate) struct Extra {
 /// spawned, unstarted green threads are a million of these: the body is a
 /// `Cell` (moved out and back, never borrowed), rare fields live in
 /// `Extra`, and the park sequence and throw code are 32-bit. The debugging
-/// fields (`site`, `live_slot`, `wait_tag`: 16 bytes) took it from 96.
+/// fields (`site`, `wait_tag`: 12 bytes, 16 with alignment) took it from 96.
 pub(crate) struct Inner {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
@@ -283,9 +283,6 @@ pub(crate) struct Inner {
     /// Where it was spawned (`#[track_caller]`), for run info and the
     /// blocking monitor; `None` for the root.
     pub(crate) site: Cell<Option<&'static std::panic::Location<'static>>>,
-    /// Its index + 1 in this OS thread's list of live green threads (see
-    /// `debug::registry`); 0 when not listed.
-    pub(crate) live_slot: Cell<u32>,
     /// What its current (or last) park waits on (a `debug::WaitTag`).
     pub(crate) wait_tag: Cell<u32>,
 }
@@ -332,7 +329,6 @@ impl Inner {
             body: Cell::new(body),
             extra: Cell::new(None),
             site: Cell::new(None),
-            live_slot: Cell::new(0),
             wait_tag: Cell::new(0),
         }
     }
@@ -543,7 +539,6 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        crate::debug::registry::remove(self);
         // A coroutine still suspended here has no handle left to kill it
         // through the trampoline (that is done on the last `Greenlet` drop
         // when possible). corosensei's own drop would unwind it nested on
@@ -563,6 +558,10 @@ fn run_entry(entry: Entry, first: Msg) -> Outcome {
         Err(p) if (*p).type_id() == TypeId::of::<KillUnwind>() => Outcome::Killed,
         Err(p) => Outcome::Panicked(p),
     };
+    // A kill that a patched libc call turned into an error (it cannot
+    // unwind through a C frame) still makes the outcome "killed".
+    #[cfg(feature = "monkey")]
+    let outcome = crate::monkey::settle_outcome(outcome);
     let outcome = drop_if_detached(outcome);
     // Hooks may register more hooks (a value's destructor using a Local).
     loop {
@@ -700,6 +699,26 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Inner) -> R) -> R {
     f(unsafe { &*p })
 }
 
+/// Whether code running now belongs to a green thread (or the root) of a
+/// live hub, running its own code: false on the hub's loop (the root is
+/// then parked or scheduled), on threads that never had a hub, and once the
+/// hub is torn down. Only reads thread-locals that need no initialisation,
+/// so it is safe anywhere (the interposed libc calls ask it).
+#[cfg(feature = "monkey")]
+#[inline]
+pub(crate) fn running_own_code() -> bool {
+    let mut p = CURRENT.get();
+    if p.is_null() {
+        p = ROOT.get();
+        if p.is_null() {
+            return false;
+        }
+    }
+    // SAFETY: as in `current`: CURRENT and ROOT point to live records
+    // while they are non-null.
+    unsafe { &*p }.state.get() == State::Running
+}
+
 /// Whether `g` is the running green thread.
 #[inline]
 pub(crate) fn is_current(g: &Inner) -> bool {
@@ -755,7 +774,6 @@ fn resume(target: &GRef, msg: Msg) -> Req {
         _ => unreachable!("greenhub: resumed a green thread that has no coroutine"),
     };
     CURRENT.set(ptr::null());
-    crate::debug::switch_out(target);
     match result {
         CoroutineResult::Yield(req) => req,
         CoroutineResult::Return(req) => {

@@ -5,7 +5,8 @@
 //! cost about 350 instructions to allocate and free (glibc's `_int_malloc`
 //! from a fresh heap, `_int_free` and `malloc_consolidate`), a quarter of a
 //! spawn+join; here a record is popped from an intrusive free list or bumped
-//! out of a 256-record chunk. Records are 104 bytes (120 from malloc). Chunks
+//! out of a 256-record chunk. Records are 120 bytes (count included). The
+//! slab also lists every live record, for `debug::run_info`. Chunks
 //! are kept for reuse, like malloc's heap, and freed at thread exit if no
 //! record is still alive.
 
@@ -77,8 +78,56 @@ impl Slab {
         // SAFETY: the record is dead (caller), its memory is ours and at
         // least a pointer in size and alignment.
         unsafe { p.as_ptr().cast::<*mut GBox>().write(self.free) };
+        // SAFETY: as above; the id field lies past the first word, so the
+        // free-list link is kept. Marks the slot free for `live_records`.
+        unsafe { ptr::addr_of_mut!((*p.as_ptr()).inner.id).write(FREED) };
         self.free = p.as_ptr();
     }
+
+    /// Every record handed out and not yet given back, in slab order.
+    fn live(&self) -> impl Iterator<Item = NonNull<GBox>> + '_ {
+        let last = self.chunks.len().saturating_sub(1);
+        self.chunks
+            .iter()
+            .enumerate()
+            .flat_map(move |(i, chunk)| {
+                // Only the newest chunk has an unused tail (`left` records).
+                let used = if i == last { CHUNK - self.left } else { CHUNK };
+                // SAFETY: `j < used <= CHUNK`: within the chunk's allocation.
+                (0..used).map(move |j| unsafe { NonNull::new_unchecked(chunk.as_ptr().add(j)) })
+            })
+            // SAFETY: the slot is in a chunk and was handed out (it is below
+            // the unused tail): it holds either a record or, once given back,
+            // the free mark written by `give`; reading the id field's 8 bytes
+            // through a raw pointer creates no reference to a dead record.
+            .filter(|p| unsafe { ptr::addr_of!((*p.as_ptr()).inner.id).read() } != FREED)
+    }
+}
+
+/// The id a record slot carries once its record is given back: no green
+/// thread has it (ids count up from 1; the root's is 0).
+const FREED: u64 = u64::MAX;
+
+/// A new reference to every record of this OS thread still alive (ended
+/// green threads whose handles are held included), for `debug::run_info`:
+/// the slab knows them all, so listing costs spawns nothing.
+pub(crate) fn live_records() -> Vec<GRef> {
+    SLAB.with(|s| {
+        s.borrow()
+            .live()
+            .map(|ptr| {
+                let r = GRef { ptr };
+                let c = &r.gbox().count;
+                c.set(c.get() + 1);
+                r
+            })
+            .collect()
+    })
+}
+
+/// How many records of this OS thread are alive.
+pub(crate) fn live_count() -> usize {
+    SLAB.try_with(|s| s.borrow().live).unwrap_or(0)
 }
 
 impl Drop for Slab {

@@ -222,6 +222,7 @@ impl Greenlet {
     /// assert_eq!(g.switch::<u32, u32>(1000), 1000);
     /// assert!(Greenlet::with_stack_size(0, |(): ()| ()).is_err());
     /// ```
+    #[track_caller]
     pub fn with_stack_size<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(
         bytes: usize,
         f: F,
@@ -230,6 +231,7 @@ impl Greenlet {
         Ok(Greenlet::build(f, bytes))
     }
 
+    #[track_caller]
     fn build<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(f: F, stack_size: usize) -> Greenlet {
         let entry = core::entry(move |first: Msg| -> core::Value {
             let arg = match first {

@@ -269,7 +269,7 @@ impl Registration {
             .map(io::Error::from_raw_os_error)
     }
 
-    fn is_drained(&self) -> bool {
+    pub(crate) fn is_drained(&self) -> bool {
         with(|h| h.io.borrow_mut().slot(self.token).is_some_and(|s| s.drained))
     }
 
@@ -303,6 +303,31 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// Ends the registration now, while the handle lives on (held by a
+    /// parked waiter, say): the fd leaves the poller (unless `closed`: its
+    /// last close removed it already, and its number may now be another
+    /// fd's), its slot goes, and whoever is parked on it wakes. Dropping it
+    /// later does nothing more. For the interposed `close` (monkey).
+    #[cfg(feature = "monkey")]
+    pub(crate) fn deregister(&self, closed: bool) {
+        let _ = with_live_hub(|h| {
+            if h.io.borrow_mut().slot(self.token).is_none() {
+                return;
+            }
+            if !closed {
+                if let Ok(p) = h.poller() {
+                    let _ = p.delete(self.fd);
+                }
+            }
+            let (reader, writer) = h.io.borrow_mut().remove(self.token);
+            for w in reader.into_iter().chain(writer) {
+                w.wake();
+            }
+        });
+    }
+}
+
 /// Parks until any of `fds` may be ready for its direction, or `deadline`
 /// passes: one park, its waker in every fd's slot (`select.rs`).
 pub(crate) fn wait_any(fds: &[(&Registration, Direction)], deadline: Option<Instant>) -> Wake {
@@ -313,7 +338,7 @@ pub(crate) fn wait_any(fds: &[(&Registration, Direction)], deadline: Option<Inst
         .iter()
         .map(|&(r, dir)| Parked { token: r.token, dir })
         .collect();
-    super::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+    super::park_as(crate::debug::WaitTag::SELECT, deadline, |w| {
         for &(r, dir) in fds {
             r.arm(dir, w);
         }
@@ -323,6 +348,11 @@ pub(crate) fn wait_any(fds: &[(&Registration, Direction)], deadline: Option<Inst
 impl Drop for Registration {
     fn drop(&mut self) {
         let _ = with_live_hub(|h| {
+            // Deregistered already (see `deregister`): the fd number may be
+            // another fd's by now.
+            if h.io.borrow_mut().slot(self.token).is_none() {
+                return;
+            }
             if let Ok(p) = h.poller() {
                 let _ = p.delete(self.fd);
             }

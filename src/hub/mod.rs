@@ -480,6 +480,7 @@ impl Hub {
 
     fn run_callback(&self, c: &CallSlot) {
         if let Some(f) = c.take() {
+            crate::debug::in_callback();
             let _in_callback = InCallback::enter();
             // A panicking callback must not stop the hub; the panic hook has
             // already reported it, as gevent prints a failed callback.
@@ -509,6 +510,13 @@ impl Drop for InCallback {
     fn drop(&mut self) {
         IN_CALLBACK.set(self.was);
     }
+}
+
+/// Whether a hub callback is running (it must not block).
+#[cfg(feature = "monkey")]
+#[inline]
+pub(crate) fn in_callback() -> bool {
+    IN_CALLBACK.get()
 }
 
 /// Panics unless the running code may block (not inside a hub callback).

@@ -75,6 +75,14 @@ pub(crate) use unix::{
     page_size, poll_now, protect_guard, unmap, write_stderr,
 };
 
+// The `monkey` feature defines glibc's own symbols, with Linux's system
+// call numbers and C ABI, and waits on the hub's epoll (libkqueue's own
+// libc calls would reach the interposed symbols).
+#[cfg(all(feature = "monkey", not(all(target_os = "linux", target_env = "gnu"))))]
+compile_error!("greenhub's `monkey` feature needs Linux with glibc: it defines libc's own symbols");
+#[cfg(all(feature = "monkey", feature = "kqueue-on-linux"))]
+compile_error!("greenhub's `monkey` feature does not go with `kqueue-on-linux`");
+
 // The poller (hub/): epoll on Linux, kqueue on macOS and FreeBSD, or on
 // Linux through libkqueue when the `kqueue-on-linux` feature asks for it.
 #[cfg(all(target_os = "linux", not(feature = "kqueue-on-linux")))]
