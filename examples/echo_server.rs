@@ -36,13 +36,24 @@ fn echo(mut stream: TcpStream, peer: SocketAddr) {
     }
 }
 
-fn main() -> std::io::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo_server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8001".to_owned());
-    let server = StreamServer::bind(addr.as_str(), echo)?;
+    let server =
+        StreamServer::bind(addr.as_str(), echo).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     println!("listening on {}", server.local_addr());
-    std::io::stdout().flush()?;
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
     // Ctrl+C wakes this green thread, which stops the server from outside
     // the accept loop; `serve_forever` then returns.
     let stopper = server.stopper();
@@ -52,7 +63,9 @@ fn main() -> std::io::Result<()> {
             stopper.stop(Duration::from_secs(1));
         }
     });
-    server.serve_forever()?;
+    server
+        .serve_forever()
+        .map_err(|e| format!("serving on {addr}: {e}"))?;
     println!("stopped");
     Ok(())
 }

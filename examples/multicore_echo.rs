@@ -37,12 +37,25 @@ fn serve(hub: usize, port: &SharedPort) {
                 println!("hub {hub} served {peer}");
                 greenhub::spawn(move || echo(conn));
             }
+            // Out of fds (`ulimit -n`), the next accept pauses first (5 ms
+            // doubling up to 1 s), so this loop neither spins nor floods
+            // stderr, and the hub goes on serving (and hearing Ctrl+C).
             Err(e) => eprintln!("hub {hub}: accept failed: {e}"),
         }
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("multicore_echo: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:7000".into()).parse()?;
     let runtime = match args.next() {
@@ -50,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => Runtime::per_core()?,
     };
     let interrupted = signal::Signals::new(SIGINT)?;
-    let port = Arc::new(SharedPort::bind(addr)?);
+    let port = Arc::new(SharedPort::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?);
     let local = port.local_addr();
     let servers = {
         let port = port.clone();

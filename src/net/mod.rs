@@ -267,6 +267,7 @@ macro_rules! io_methods {
 }
 
 mod addr;
+pub(crate) mod backoff;
 mod sock;
 mod tcp;
 mod tcp_stream;

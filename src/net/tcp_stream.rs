@@ -126,7 +126,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        connect_addr(*addr, Some(Instant::now() + timeout), None)
+        connect_addr(*addr, crate::hub::deadline_after(timeout), None)
     }
 
     /// Connects to `addr` (a name or an address), trying each address it
@@ -167,7 +167,7 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(crate::hub::deadline_after);
         each_addr(&addr, |a| connect_addr(a, deadline, source))
     }
 
