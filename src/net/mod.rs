@@ -266,6 +266,7 @@ macro_rules! io_methods {
 }
 
 mod addr;
+mod lend;
 mod sock;
 mod tcp;
 mod tcp_stream;
