@@ -123,6 +123,9 @@ pub fn set_max_threads(n: usize) {
 /// assert_eq!(slow, 42);
 /// assert_eq!(ticker.join().unwrap(), "hub kept running");
 /// ```
+#[doc(alias = "threadpool")]
+#[doc(alias = "run_in_executor")]
+#[doc(alias = "to_thread")]
 pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     type Slot<T> = Arc<Mutex<Option<Result<T, Box<dyn Any + Send>>>>>;
     let slot: Slot<T> = Arc::new(Mutex::new(None));

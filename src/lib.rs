@@ -30,13 +30,60 @@
 //!
 //! Kills and timeouts unwind the target's stack, so greenhub needs
 //! `panic = "unwind"` (the default).
+//!
+//! # Timeouts
+//!
+//! Every timed call is the untimed one with a `_timeout` suffix taking a
+//! `Duration` (turned into a deadline once, so retries inside never stretch
+//! it); [`with_deadline`], [`hub::park`] and [`hub::wait_readable`] take
+//! the deadline itself. What a timed call returns follows one rule, by what
+//! the untimed call returns:
+//!
+//! | the untimed call returns | the timed call returns | calls |
+//! |---|---|---|
+//! | nothing (it only waits) | `bool`, `true` if it finished in time; `#[must_use]` | `Event::wait_timeout`, `Queue::join_timeout`, `Group`/`Pool::join_timeout`, `Pool::wait_available_timeout`, `JoinHandle::kill_timeout`, `wait::kill_all_timeout` |
+//! | `io::Result` (an fd is involved) | the same, with `ErrorKind::TimedOut` | `accept_timeout`, `connect_timeout`, `TcpStream::connect_with`, `set_read_timeout`/`set_write_timeout`, `hub::wait_readable`, `signal::wait_timeout`, `Signals::recv_timeout` |
+//! | a value that can fail otherwise | its own error type, with a `TimedOut` case | `JoinHandle`/`RemoteJoinHandle::join_timeout` → `JoinError::TimedOut`; `get_timeout` → `GetError::TimedOut`, `AsyncError::TimedOut`; `put_timeout` → `PutError::TimedOut(item)` (the item comes back) |
+//! | a value that cannot fail | `Result<_, Elapsed>` | `with_timeout`, `with_deadline`, `Mutex`/`RLock::lock_timeout`, `Semaphore::acquire_timeout` |
+//! | one answer about many items | the part that is ready when time runs out | `wait::wait_any_timeout` → `Option<usize>`, `join_all_timeout` → the finished indices, `as_completed_timeout` (ends early; `timed_out()` says so), `select::select` → an empty `Selected`, `hub::park` → `Wake::TimedOut` |
+//!
+//! The last row is the one exception to "a timeout is an error or
+//! `false`": for several items, what did finish is the useful answer, as
+//! gevent's `wait(timeout=)` and `select` return it.
+//!
+//! ```
+//! use std::time::Duration;
+//! use greenhub::sync::{Event, GetError, Queue};
+//! let short = Duration::from_millis(5);
+//! assert!(!Event::new().wait_timeout(short)); // waits only: bool
+//! assert_eq!(Queue::<u8>::new().get_timeout(short), Err(GetError::TimedOut)); // its own error
+//! let h = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
+//! assert!(greenhub::join_all_timeout([&h], short).is_empty()); // the part that finished
+//! h.kill();
+//! ```
+//! # Debugging
+//!
+//! A green thread that computes for long or blocks its OS thread
+//! (`std::thread::sleep`, a std `Mutex`, file I/O) stalls every other green
+//! thread of its hub. `GREENHUB_MONITOR=1` in the environment starts a
+//! watchdog that reports such stalls on stderr (which green thread, where it
+//! was spawned, for how long; threshold `GREENHUB_MAX_BLOCKING_MS`, default
+//! 100 ms); [`debug::run_info`] lists every live green thread of the hub and
+//! what it waits on, and `GREENHUB_DUMP_ON_SIGQUIT=1` prints that on
+//! SIGQUIT. Panics in green threads name them. The [`debug`] module has the
+//! details, what a report looks like, and what the monitor cannot see; the
+//! feature `tracing` keeps tracing's current span per green thread.
 
 pub mod blocking;
+pub mod debug;
 pub mod greenlet;
 pub mod hub;
+mod link;
+#[doc(alias = "socket")]
 pub mod net;
 pub mod pool;
 pub mod runtime;
+pub mod select;
 pub mod server;
 pub mod signal;
 mod stack;

@@ -7,7 +7,8 @@
 //! Results: [`Group::spawn`] and [`Pool::spawn`] return the green thread's
 //! [`JoinHandle`]; the group itself keeps only a way to kill each member,
 //! dropped as the member ends, so a long-lived group holds only its live
-//! members. [`Pool::map`] and [`Pool::imap_unordered`] hand back the values.
+//! members. `map`, `imap` (input order) and `imap_unordered` (finish
+//! order), on both, hand back the values.
 //!
 //! ```
 //! use std::time::Duration;
@@ -30,7 +31,8 @@ mod imap;
 mod slots;
 
 pub use group::Group;
-pub use imap::ImapUnordered;
+use imap::Runner;
+pub use imap::{Imap, ImapUnordered};
 use slots::Slots;
 
 /// A [`Group`] with a bound: at most `size` members run at once, and
@@ -138,6 +140,7 @@ impl Pool {
     /// pool.kill();
     /// assert!(pool.wait_available_timeout(Duration::ZERO));
     /// ```
+    #[must_use = "false means no place came free in time"]
     pub fn wait_available_timeout(&self, timeout: Duration) -> bool {
         self.slots.wait_available(Some(Instant::now() + timeout))
     }
@@ -152,6 +155,7 @@ impl Pool {
     /// let h = pool.spawn(|| "done");
     /// assert_eq!(h.join().unwrap(), "done");
     /// ```
+    #[track_caller]
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
         let place = self.take_place();
         self.group.spawn(move || {
@@ -209,17 +213,7 @@ impl Pool {
         f: impl Fn(A) -> T + 'static,
         items: impl IntoIterator<Item = A>,
     ) -> Vec<T> {
-        let mut out: Vec<Option<T>> = Vec::new();
-        let calls = self.imap_unordered(move |(i, item)| (i, f(item)), items.into_iter().enumerate());
-        for (i, value) in calls {
-            if out.len() <= i {
-                out.resize_with(i + 1, || None);
-            }
-            out[i] = Some(value);
-        }
-        out.into_iter()
-            .map(|v| v.expect("greenhub: every call of map gave a value"))
-            .collect()
+        map_with(Runner::Pool(self.clone()), f, items)
     }
 
     /// Runs `f` on every item, at most [`size`](Pool::size) at once, and
@@ -246,7 +240,93 @@ impl Pool {
         f: F,
         items: I,
     ) -> ImapUnordered<T, F, I::IntoIter> {
-        ImapUnordered::new(self.clone(), f, items.into_iter())
+        ImapUnordered::new(Runner::Pool(self.clone()), f, items.into_iter())
+    }
+
+    /// Runs `f` on every item, at most [`size`](Pool::size) at once, and
+    /// iterates over the results in input order (gevent's `Pool.imap`).
+    /// Calls start as the iterator is advanced; a finished result waits for
+    /// its turn, and at most `size` calls are started and not yet handed
+    /// out, so a slow call holds back the start of new ones. Dropping the
+    /// iterator early kills the calls it started.
+    ///
+    /// # Panics
+    /// `next` re-raises a panic of `f` (when its turn comes) after killing
+    /// the other calls, and panics if a call was killed or could not start.
+    ///
+    /// # Blocking
+    /// `next` parks the current green thread until the next call in input
+    /// order has finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let pool = greenhub::pool::Pool::new(2);
+    /// let sleep_then = |ms: u64| { greenhub::sleep(Duration::from_millis(ms)); ms };
+    /// let order: Vec<u64> = pool.imap(sleep_then, [30, 10, 20, 5]).collect();
+    /// assert_eq!(order, [30, 10, 20, 5]);
+    /// ```
+    pub fn imap<A: 'static, T: 'static, F: Fn(A) -> T + 'static, I: IntoIterator<Item = A>>(
+        &self,
+        f: F,
+        items: I,
+    ) -> Imap<T, F, I::IntoIter> {
+        Imap::new(Runner::Pool(self.clone()), f, items.into_iter())
+    }
+
+    /// Runs `f` in the pool and returns its result (gevent's `Pool.apply`):
+    /// waits for a place, then for the call. Called from a member of a full
+    /// pool, it runs `f` right here instead, since waiting for a place the
+    /// caller itself holds could deadlock (as gevent does).
+    ///
+    /// # Panics
+    /// Re-raises a panic of `f`; panics if the call was killed or could not
+    /// start.
+    ///
+    /// # Blocking
+    /// Parks the current green thread until a place is free and `f` has
+    /// finished.
+    ///
+    /// ```
+    /// let pool = greenhub::pool::Pool::new(2);
+    /// assert_eq!(pool.apply(|| 6 * 7), 42);
+    /// ```
+    pub fn apply<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> T {
+        if self.is_full() && self.group.contains_current() {
+            return f();
+        }
+        self.spawn(f).join().unwrap_or_else(|e| reraise(e))
+    }
+
+    /// Spawns `f` in the pool like [`spawn`](Pool::spawn), and runs
+    /// `callback` with its value when it returns one (gevent's
+    /// `apply_async(func, callback=)`). The callback runs on the hub as a
+    /// [`JoinHandle::link_value`] callback: it must not block. The value
+    /// stays in the handle for `join`.
+    ///
+    /// # Blocking
+    /// Parks the current green thread until a place is free.
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// let pool = greenhub::pool::Pool::new(2);
+    /// let total = Rc::new(Cell::new(0));
+    /// for i in 1..=3 {
+    ///     let t = total.clone();
+    ///     pool.apply_async(move || i * 10, move |v| t.set(t.get() + v));
+    /// }
+    /// pool.join();
+    /// greenhub::yield_now(); // the last callback runs on the next hub turn
+    /// assert_eq!(total.get(), 60);
+    /// ```
+    pub fn apply_async<T: 'static>(
+        &self,
+        f: impl FnOnce() -> T + 'static,
+        callback: impl FnOnce(&T) + 'static,
+    ) -> JoinHandle<T> {
+        let h = self.spawn(f);
+        h.link_value(callback);
+        h
     }
 
     /// How many members are alive.
@@ -300,6 +380,7 @@ impl Pool {
     /// assert!(!pool.join_timeout(Duration::from_millis(5)));
     /// pool.kill();
     /// ```
+    #[must_use = "false means members are still running"]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.group.join_timeout(timeout)
     }
@@ -328,6 +409,30 @@ impl fmt::Debug for Pool {
             .field("len", &self.len())
             .finish()
     }
+}
+
+/// `map` for a pool or a group: the calls in finish order, put back in
+/// input order.
+fn map_with<A: 'static, T: 'static>(
+    runner: Runner,
+    f: impl Fn(A) -> T + 'static,
+    items: impl IntoIterator<Item = A>,
+) -> Vec<T> {
+    let mut out: Vec<Option<T>> = Vec::new();
+    let calls = ImapUnordered::new(
+        runner,
+        move |(i, item)| (i, f(item)),
+        items.into_iter().enumerate(),
+    );
+    for (i, value) in calls {
+        if out.len() <= i {
+            out.resize_with(i + 1, || None);
+        }
+        out[i] = Some(value);
+    }
+    out.into_iter()
+        .map(|v| v.expect("greenhub: every call of map gave a value"))
+        .collect()
 }
 
 /// Re-raises a failed pool call in the caller.

@@ -220,7 +220,7 @@ const BACKLOG: i32 = 1024;
 fn reuseport_socket(addr: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    crate::sys::set_reuse_port(&socket)?;
     socket.bind(&addr.into())?;
     Ok(socket)
 }

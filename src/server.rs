@@ -1,5 +1,7 @@
 //! A TCP server that accepts in a loop and runs a handler for each
-//! connection in a green thread of its own (gevent's `StreamServer`).
+//! connection in a green thread of its own (gevent's `StreamServer`), and
+//! its UDP sibling, [`DatagramServer`], which runs one for each datagram on
+//! the same loop, bound and stop.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -52,8 +54,10 @@ use crate::pool::Group;
 use crate::JoinHandle;
 
 mod builder;
+mod datagram;
 
 pub use builder::ServerBuilder;
+pub use datagram::{Datagram, DatagramServer};
 
 /// The listen backlog [`StreamServer::bind`] uses (the kernel caps it at
 /// `net.core.somaxconn`).
@@ -64,7 +68,44 @@ pub const DEFAULT_BACKLOG: u32 = 1024;
 const BACKOFF_START: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-type Handler = dyn Fn(TcpStream, SocketAddr);
+/// What a server serves from: a listener (a connection at a time) or a
+/// datagram socket (a datagram at a time). The accept loop, the bound on
+/// handlers, the back-off and `stop` are the same for both.
+pub(crate) trait Source: 'static {
+    /// What each handler is given, with the peer's address.
+    type Item: 'static;
+
+    /// The server's type name, for `Debug`.
+    const SERVER: &'static str;
+
+    /// The call that takes the next item, for error messages.
+    const CALL: &'static str;
+
+    /// The next connection or datagram.
+    ///
+    /// # Blocking
+    /// Parks until one comes.
+    fn next(&self) -> io::Result<(Self::Item, SocketAddr)>;
+
+    /// Errors that concern one peer only: skipped at once.
+    fn is_transient(e: &io::Error) -> bool;
+}
+
+impl Source for TcpListener {
+    type Item = TcpStream;
+    const SERVER: &'static str = "StreamServer";
+    const CALL: &'static str = "accept";
+
+    fn next(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        self.accept()
+    }
+
+    fn is_transient(e: &io::Error) -> bool {
+        is_transient(e)
+    }
+}
+
+type Handler<I> = dyn Fn(I, SocketAddr);
 
 /// A TCP server: accepts connections in a loop (in a green thread of its
 /// own) and spawns `handler(stream, peer_addr)` in a new green thread for
@@ -91,7 +132,7 @@ type Handler = dyn Fn(TcpStream, SocketAddr);
 /// server.serve_forever().unwrap(); // returns once the green thread above has stopped it
 /// ```
 pub struct StreamServer {
-    shared: Rc<Shared>,
+    shared: Rc<Shared<TcpListener>>,
 }
 
 /// Stops a [`StreamServer`] from another green thread, as Ctrl+C would:
@@ -110,16 +151,23 @@ pub struct StreamServer {
 /// ```
 #[derive(Clone)]
 pub struct Stopper {
-    shared: Rc<Shared>,
+    shared: Rc<dyn Stop>,
+}
+
+/// What a [`Stopper`] needs of either kind of server.
+trait Stop {
+    fn stop(&self, grace: Duration);
+    fn is_stopped(&self) -> bool;
+    fn local_addr(&self) -> SocketAddr;
 }
 
 /// What the accept loop, the handlers and `stop` share.
-struct Shared {
+struct Shared<S: Source> {
     local_addr: SocketAddr,
-    handler: Rc<Handler>,
+    handler: Rc<Handler<S::Item>>,
     max_handlers: Option<usize>,
     /// Until `start` moves it into the accept loop (or `stop` closes it).
-    listener: RefCell<Option<TcpListener>>,
+    listener: RefCell<Option<S>>,
     /// The accept loop once started; `stop` takes it out to kill it.
     accept_loop: RefCell<Option<JoinHandle<()>>>,
     /// Why the accept loop gave up, for `serve_forever` to return.
@@ -222,15 +270,7 @@ impl StreamServer {
     /// server.stop(Duration::from_secs(1));
     /// ```
     pub fn start(&self) -> io::Result<()> {
-        let Some(listener) = self.shared.listener.borrow_mut().take() else {
-            return Ok(());
-        };
-        let shared = self.shared.clone();
-        let handle = crate::Builder::new()
-            .name("greenhub::server accept loop")
-            .spawn(move || accept_loop(&shared, &listener))?;
-        *self.shared.accept_loop.borrow_mut() = Some(handle);
-        Ok(())
+        self.shared.start()
     }
 
     /// Serves until stopped (by a [`Stopper`] from another green thread, or
@@ -253,12 +293,7 @@ impl StreamServer {
     /// server.serve_forever().unwrap();
     /// ```
     pub fn serve_forever(&self) -> io::Result<()> {
-        self.start()?;
-        self.shared.wait_done();
-        match self.shared.accept_error.borrow_mut().take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        self.shared.serve_forever()
     }
 
     /// Stops the server: closes the listener, waits up to `grace` for the
@@ -344,23 +379,42 @@ impl Stopper {
     /// assert!(!server.stopper().is_stopped());
     /// ```
     pub fn is_stopped(&self) -> bool {
-        self.shared.stopping.get() && self.shared.done.get()
+        self.shared.is_stopped()
     }
 }
 
 impl fmt::Debug for Stopper {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Stopper")
-            .field("local_addr", &self.shared.local_addr)
+            .field("local_addr", &self.shared.local_addr())
             .field("stopped", &self.is_stopped())
             .finish()
     }
 }
 
-impl Shared {
-    fn new(listener: TcpListener, handler: Rc<Handler>, max_handlers: Option<usize>) -> io::Result<Shared> {
-        Ok(Shared {
-            local_addr: listener.local_addr()?,
+impl<S: Source> Stop for Shared<S> {
+    fn stop(&self, grace: Duration) {
+        Shared::stop(self, grace);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopping.get() && self.done.get()
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+}
+
+impl<S: Source> Shared<S> {
+    fn new(
+        listener: S,
+        local_addr: SocketAddr,
+        handler: Rc<Handler<S::Item>>,
+        max_handlers: Option<usize>,
+    ) -> Shared<S> {
+        Shared {
+            local_addr,
             handler,
             max_handlers,
             listener: RefCell::new(Some(listener)),
@@ -372,7 +426,29 @@ impl Shared {
             stopping: Cell::new(false),
             done: Cell::new(false),
             done_waiters: RefCell::new(Vec::new()),
-        })
+        }
+    }
+
+    /// Starts the accept loop in a green thread of its own, once.
+    fn start(self: &Rc<Self>) -> io::Result<()> {
+        let Some(listener) = self.listener.borrow_mut().take() else {
+            return Ok(());
+        };
+        let shared = self.clone();
+        let handle = crate::Builder::new()
+            .name("greenhub::server accept loop")
+            .spawn(move || accept_loop(&shared, &listener))?;
+        *self.accept_loop.borrow_mut() = Some(handle);
+        Ok(())
+    }
+
+    fn serve_forever(self: &Rc<Self>) -> io::Result<()> {
+        self.start()?;
+        self.wait_done();
+        match self.accept_error.borrow_mut().take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn stop(&self, grace: Duration) {
@@ -387,7 +463,9 @@ impl Shared {
             h.kill();
         }
         // From a handler, these wait for and kill the other handlers.
-        self.handlers
+        // Whether they all ended in time or not, the kill below ends the rest.
+        let _ = self
+            .handlers
             .join_timeout(deadline.saturating_duration_since(Instant::now()));
         self.handlers.kill();
         self.finish();
@@ -428,7 +506,7 @@ impl Shared {
     }
 
     /// Runs `handler(stream, peer)` in a new green thread, tracked until it ends.
-    fn spawn_handler(self: &Rc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    fn spawn_handler(self: &Rc<Self>, stream: S::Item, peer: SocketAddr) {
         self.active.set(self.active.get() + 1);
         // Moved into the closure, so its drop also runs if the handler is
         // killed before it starts or never gets a stack.
@@ -441,9 +519,9 @@ impl Shared {
     }
 }
 
-impl fmt::Debug for Shared {
+impl<S: Source> fmt::Debug for Shared<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StreamServer")
+        f.debug_struct(S::SERVER)
             .field("local_addr", &self.local_addr)
             .field("handlers", &self.active.get())
             .field("max_handlers", &self.max_handlers)
@@ -453,11 +531,11 @@ impl fmt::Debug for Shared {
 }
 
 /// A running handler's place in the count; released however it ends.
-struct HandlerSlot {
-    shared: Rc<Shared>,
+struct HandlerSlot<S: Source> {
+    shared: Rc<Shared<S>>,
 }
 
-impl Drop for HandlerSlot {
+impl<S: Source> Drop for HandlerSlot<S> {
     fn drop(&mut self) {
         let s = &self.shared;
         s.active.set(s.active.get() - 1);
@@ -467,13 +545,13 @@ impl Drop for HandlerSlot {
 
 /// The accept loop's body: accepts until killed by `stop`, or until accept
 /// fails for good (then `serve_forever` returns the error).
-fn accept_loop(shared: &Rc<Shared>, listener: &TcpListener) {
+fn accept_loop<S: Source>(shared: &Rc<Shared<S>>, listener: &S) {
     let mut backoff: Option<Duration> = None;
     loop {
         while shared.is_full() {
             shared.wait_for_handler_end(None);
         }
-        match listener.accept() {
+        match listener.next() {
             Ok((stream, peer)) => {
                 backoff = None;
                 shared.spawn_handler(stream, peer);
@@ -482,8 +560,9 @@ fn accept_loop(shared: &Rc<Shared>, listener: &TcpListener) {
                 let delay = match backoff {
                     None => {
                         eprintln!(
-                            "greenhub::server: accept on {} failed: {e}; retrying with back-off \
+                            "greenhub::server: {} on {} failed: {e}; retrying with back-off \
                              (up to {BACKOFF_MAX:?}) until resources free up",
+                            S::CALL,
                             shared.local_addr
                         );
                         BACKOFF_START
@@ -493,7 +572,7 @@ fn accept_loop(shared: &Rc<Shared>, listener: &TcpListener) {
                 backoff = Some(delay);
                 shared.wait_for_handler_end(Some(Instant::now() + delay));
             }
-            Err(e) if is_transient(&e) => {}
+            Err(e) if S::is_transient(&e) => {}
             Err(e) => {
                 *shared.accept_error.borrow_mut() = Some(e);
                 shared.finish();

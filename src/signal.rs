@@ -352,7 +352,7 @@ impl Signals {
                 self.seen.set(arrivals);
                 return true;
             }
-            let why = hub::park(deadline, |w| {
+            let why = hub::park_as(crate::debug::WaitTag::SIGNAL, deadline, |w| {
                 HUB_SIGNALS.with(|h| {
                     if let Some(local) = h.signals.borrow_mut().get_mut(&signo) {
                         local.waiters.retain(Waker::is_waiting);
@@ -391,6 +391,7 @@ impl fmt::Debug for Signals {
 /// greenhub::spawn(|| signal::raise(SIGUSR1).unwrap());
 /// signal::wait(SIGUSR1).unwrap();
 /// ```
+#[doc(alias = "KeyboardInterrupt")]
 pub fn wait(signo: i32) -> io::Result<()> {
     Signals::new(signo)?.recv();
     Ok(())
@@ -414,6 +415,20 @@ pub fn wait_timeout(signo: i32, timeout: Duration) -> io::Result<()> {
 }
 
 /// A handler installed with [`on`]; dropping it (or [`cancel`]) removes it.
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// let count = Rc::new(Cell::new(0));
+/// let c = count.clone();
+/// let handler = greenhub::signal::on(greenhub::signal::SIGUSR2, move || c.set(c.get() + 1)).unwrap();
+/// // SAFETY: raise only sends a signal to this process, whose handler is installed.
+/// unsafe { libc::raise(libc::SIGUSR2) };
+/// while count.get() == 0 {
+///     greenhub::sleep(std::time::Duration::from_millis(1));
+/// }
+/// drop(handler); // removed: SIGUSR2 is no longer handled here
+/// ```
 ///
 /// [`cancel`]: SignalHandler::cancel
 #[must_use = "dropping the handle removes the handler at once"]
@@ -445,6 +460,7 @@ pub struct SignalHandler {
 /// assert_eq!(hits.get(), 1);
 /// handler.cancel();
 /// ```
+#[doc(alias = "add_signal_handler")]
 pub fn on(signo: i32, f: impl FnMut() + 'static) -> io::Result<SignalHandler> {
     let sub = Subscription::new(signo)?;
     let id = HUB_SIGNALS.with(|h| {

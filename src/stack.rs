@@ -217,6 +217,17 @@ thread_local! {
     static POOL: RefCell<Pool> = const { RefCell::new(Pool::new()) };
 }
 
+/// This OS thread's stacks: handed out, and kept in the pool for reuse
+/// (for `debug::run_info`).
+pub(crate) fn stats() -> (usize, usize) {
+    POOL.try_with(|p| {
+        let p = p.borrow();
+        let pooled = p.classes.iter().map(|c| c.hot.len + c.cold.len()).sum();
+        (p.outstanding, pooled)
+    })
+    .unwrap_or((0, 0))
+}
+
 /// The stacks of one OS thread, by size class.
 struct Pool {
     /// One entry per size ever requested; few in practice, so a linear

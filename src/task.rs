@@ -8,12 +8,23 @@ use std::marker::PhantomData;
 use std::panic;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState, MAX_STACK_SIZE};
+use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState};
 use crate::greenlet::gref::GRef;
 use crate::hub::{self, timers::Action, Ready, Wake};
 use crate::stack::DEFAULT_STACK_SIZE;
 
 /// Why [`JoinHandle::join`] has no value to return.
+///
+/// ```
+/// use greenhub::JoinError;
+/// let h = greenhub::spawn(|| greenhub::sleep(std::time::Duration::from_secs(60)));
+/// greenhub::yield_now();
+/// h.kill();
+/// match h.join() {
+///     Err(JoinError::Killed) => {}
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[non_exhaustive]
 pub enum JoinError {
     /// The green thread panicked; this is the panic's payload.
@@ -34,11 +45,22 @@ pub enum JoinError {
 
 impl JoinError {
     /// Whether the green thread panicked.
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { panic!("oops") });
+    /// assert!(h.join().unwrap_err().is_panic());
+    /// ```
     pub fn is_panic(&self) -> bool {
         matches!(self, JoinError::Panicked(_))
     }
 
     /// Whether the green thread was killed.
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| ());
+    /// h.kill(); // before it ran: it never will
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
     pub fn is_killed(&self) -> bool {
         matches!(self, JoinError::Killed)
     }
@@ -47,6 +69,13 @@ impl JoinError {
     ///
     /// # Panics
     /// If the error is not [`JoinError::Panicked`].
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { std::panic::panic_any(7u32) });
+    /// let payload = h.join().unwrap_err().into_panic();
+    /// assert_eq!(payload.downcast_ref::<u32>(), Some(&7));
+    /// // or: std::panic::resume_unwind(payload) to re-raise it here
+    /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send> {
         match self {
             JoinError::Panicked(p) => p,
@@ -55,6 +84,11 @@ impl JoinError {
     }
 
     /// The panic message, when the payload is a string.
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { panic!("code {}", 42) });
+    /// assert_eq!(h.join().unwrap_err().panic_message(), Some("code 42"));
+    /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match self {
             JoinError::Panicked(p) => p
@@ -125,6 +159,11 @@ impl Default for Builder {
 impl Builder {
     /// A builder with no name and the default stack size
     /// ([`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE)).
+    ///
+    /// ```
+    /// let h = greenhub::Builder::new().spawn(|| 1).unwrap();
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// ```
     pub fn new() -> Builder {
         Builder {
             name: None,
@@ -133,12 +172,26 @@ impl Builder {
     }
 
     /// Names the green thread (shown in stack overflow reports and `Debug`).
+    ///
+    /// ```
+    /// let h = greenhub::Builder::new().name("fetcher").spawn(|| ()).unwrap();
+    /// assert_eq!(h.name().as_deref(), Some("fetcher"));
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Builder {
         self.name = Some(name.into());
         self
     }
 
     /// Sets the usable stack size in bytes (rounded up to whole pages).
+    ///
+    /// ```
+    /// fn depth(n: u32) -> u32 {
+    ///     let pad = std::hint::black_box([0u8; 1024]);
+    ///     if n == 0 { u32::from(pad[0]) } else { 1 + depth(n - 1) }
+    /// }
+    /// let h = greenhub::Builder::new().stack_size(4 << 20).spawn(|| depth(1000)).unwrap();
+    /// assert_eq!(h.join().unwrap(), 1000);
+    /// ```
     pub fn stack_size(mut self, bytes: usize) -> Builder {
         self.stack_size = bytes;
         self
@@ -151,8 +204,25 @@ impl Builder {
     /// `InvalidInput` if the stack size is 0 or over 256 MiB less 4 KiB. The stack itself
     /// is bound when the green thread first runs; if none can be had then,
     /// `join` returns [`JoinError::NoStack`].
+    ///
+    /// ```
+    /// let err = greenhub::Builder::new().stack_size(0).spawn(|| ()).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
+    #[track_caller]
     pub fn spawn<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<JoinHandle<T>> {
-        let g = self.make(f)?;
+        self.spawn_at(std::panic::Location::caller(), f)
+    }
+
+    /// [`spawn`](Builder::spawn), recording `site` as where it was spawned
+    /// (for a spawn made on behalf of a caller elsewhere, such as
+    /// `HubHandle::spawn`).
+    pub(crate) fn spawn_at<T: 'static>(
+        self,
+        site: &'static std::panic::Location<'static>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<JoinHandle<T>> {
+        let g = self.make(f, site)?;
         g.state.set(State::Scheduled);
         hub::with(|h| h.push(Ready::green(g.clone())));
         Ok(JoinHandle { g, _t: PhantomData })
@@ -162,12 +232,20 @@ impl Builder {
     ///
     /// # Errors
     /// As [`spawn`](Builder::spawn).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = greenhub::Builder::new().name("later").spawn_later(Duration::from_millis(5), || 3).unwrap();
+    /// assert!(!h.is_finished());
+    /// assert_eq!(h.join().unwrap(), 3);
+    /// ```
+    #[track_caller]
     pub fn spawn_later<T: 'static>(
         self,
         delay: Duration,
         f: impl FnOnce() -> T + 'static,
     ) -> io::Result<JoinHandle<T>> {
-        let g = self.make(f)?;
+        let g = self.make(f, std::panic::Location::caller())?;
         // Parked on a timer; the timer's wake schedules its start.
         g.state.set(State::Parked);
         g.wait.set(WaitState::Parked);
@@ -180,21 +258,18 @@ impl Builder {
         Ok(JoinHandle { g, _t: PhantomData })
     }
 
-    fn make<T: 'static>(self, f: impl FnOnce() -> T + 'static) -> io::Result<GRef> {
-        if self.stack_size == 0 || self.stack_size > MAX_STACK_SIZE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "greenhub: stack size {} is not in 1..={MAX_STACK_SIZE}",
-                    self.stack_size
-                ),
-            ));
-        }
+    fn make<T: 'static>(
+        self,
+        f: impl FnOnce() -> T + 'static,
+        site: &'static std::panic::Location<'static>,
+    ) -> io::Result<GRef> {
+        core::check_stack_size(self.stack_size)?;
         let entry = core::entry(move |_first: Msg| -> core::Value { Box::new(f()) });
         let g = GRef::new(Inner::new(Kind::Task, Some(entry), self.stack_size));
         if let Some(name) = self.name {
             g.with_extra(|e| e.name = Some(name.into_boxed_str()));
         }
+        crate::debug::created(&g, site);
         Ok(g)
     }
 }
@@ -210,6 +285,7 @@ impl Builder {
 /// let h = greenhub::spawn(move || *s * 2);
 /// assert_eq!(h.join().unwrap(), 10);
 /// ```
+#[track_caller]
 pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
     Builder::new()
         .spawn(f)
@@ -224,6 +300,7 @@ pub fn spawn<T: 'static>(f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
 /// let h = greenhub::spawn_later(Duration::from_millis(20), move || t.elapsed());
 /// assert!(h.join().unwrap() >= Duration::from_millis(20));
 /// ```
+#[track_caller]
 pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
     Builder::new()
         .spawn_later(delay, f)
@@ -231,6 +308,12 @@ pub fn spawn_later<T: 'static>(delay: Duration, f: impl FnOnce() -> T + 'static)
 }
 
 /// The name of the running green thread, if it has one.
+///
+/// ```
+/// assert_eq!(greenhub::current_name(), None); // the main green thread
+/// let h = greenhub::Builder::new().name("named").spawn(greenhub::current_name).unwrap();
+/// assert_eq!(h.join().unwrap().as_deref(), Some("named"));
+/// ```
 pub fn current_name() -> Option<String> {
     core::current().name()
 }
@@ -246,7 +329,7 @@ pub fn current_name() -> Option<String> {
 /// std::thread::spawn(move || h.join()); // JoinHandle is not Send
 /// ```
 pub struct JoinHandle<T> {
-    g: GRef,
+    pub(crate) g: GRef,
     _t: PhantomData<T>,
 }
 
@@ -265,6 +348,7 @@ impl<T: 'static> JoinHandle<T> {
     /// let err = h.join().unwrap_err();
     /// assert_eq!(err.panic_message(), Some("boom"));
     /// ```
+    #[doc(alias = "get")]
     pub fn join(self) -> Result<T, JoinError> {
         Join::join_now(self)
     }
@@ -314,6 +398,89 @@ impl<T> JoinHandle<T> {
         }
     }
 
+    /// Delivers a kill and returns at once, before the target has unwound
+    /// (tokio's `abort`, gevent's `kill(block=False)`): the target unwinds
+    /// when the hub next runs it. Join (or [`kill`](JoinHandle::kill)) to
+    /// wait for its cleanup. Otherwise as [`kill`](JoinHandle::kill).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
+    /// greenhub::yield_now();
+    /// h.kill_nowait();
+    /// assert!(!h.is_finished()); // not unwound yet
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    #[doc(alias = "abort")]
+    pub fn kill_nowait(&self) {
+        self.request_kill();
+    }
+
+    /// Kills the green thread and waits at most `timeout` for it to unwind
+    /// (gevent's `kill(timeout=)`); returns whether it is dead (and its
+    /// [`link`](JoinHandle::link)s have run). A target still unwinding (its
+    /// destructors block, or it caught the kill) goes on unwinding.
+    ///
+    /// # Blocking
+    /// Parks the caller until the target has unwound or the time runs out
+    /// (not at all inside a hub callback: it returns whether it is dead).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
+    /// greenhub::yield_now();
+    /// assert!(h.kill_timeout(Duration::from_secs(5)));
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    #[must_use = "false means the green thread is still unwinding"]
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
+        if self.request_kill() && hub::try_can_block() {
+            return wait_dead(&self.g, Some(Instant::now() + timeout));
+        }
+        self.g.is_settled()
+    }
+
+    /// Kills the green thread with `payload` as the panic it unwinds with
+    /// (gevent's `kill(exception=...)`): uncaught, `join` returns
+    /// [`JoinError::Panicked`] carrying it. A green thread that has not
+    /// started never runs, and ends with the same error. Waits like
+    /// [`kill`](JoinHandle::kill). Does nothing to a finished green thread;
+    /// a kill already on its way wins.
+    ///
+    /// # Blocking
+    /// Parks the caller until the target has unwound.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// #[derive(Debug, PartialEq)]
+    /// struct Shutdown(u8);
+    /// let h = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
+    /// greenhub::yield_now();
+    /// h.kill_with(Shutdown(3));
+    /// let payload = h.join().unwrap_err().into_panic();
+    /// assert_eq!(payload.downcast_ref::<Shutdown>(), Some(&Shutdown(3)));
+    /// ```
+    #[doc(alias = "throw")]
+    pub fn kill_with(&self, payload: impl Any + Send) {
+        let g = &self.g;
+        if g.is_dead() || g.throw.get() == core::THROW_KILL {
+            return self.kill();
+        }
+        let payload: Box<dyn Any + Send> = Box::new(payload);
+        if !g.is_started() {
+            let old = g.body.replace(Body::Done(Some(Outcome::Panicked(payload))));
+            g.started.set(true);
+            g.die();
+            drop(old);
+            return;
+        }
+        if std::ptr::eq(core::current_ptr(), GRef::as_ptr(g)) {
+            panic::resume_unwind(payload);
+        }
+        g.with_extra(|e| e.thrown = Some(payload));
+        self.kill();
+    }
+
     /// Delivers a kill without waiting for it to land; returns whether the
     /// green thread is still unwinding (false: dead already, or never ran).
     pub(crate) fn request_kill(&self) -> bool {
@@ -332,17 +499,35 @@ impl<T> JoinHandle<T> {
         true
     }
 
-    /// Whether the green thread has ended.
+    /// Whether the green thread has ended (gevent's `ready()`/`dead`).
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| ());
+    /// assert!(!h.is_finished());
+    /// greenhub::yield_now();
+    /// assert!(h.is_finished());
+    /// ```
+    #[doc(alias = "ready")]
+    #[doc(alias = "dead")]
     pub fn is_finished(&self) -> bool {
         self.g.is_dead()
     }
 
     /// The name given with [`Builder::name`].
+    ///
+    /// ```
+    /// assert_eq!(greenhub::spawn(|| ()).name(), None);
+    /// ```
     pub fn name(&self) -> Option<String> {
         self.g.name()
     }
 
     /// The green thread's id (unique in the process).
+    ///
+    /// ```
+    /// let (a, b) = (greenhub::spawn(|| ()), greenhub::spawn(|| ()));
+    /// assert_ne!(a.id(), b.id());
+    /// ```
     pub fn id(&self) -> u64 {
         self.g.id
     }
@@ -365,16 +550,17 @@ impl<T> crate::wait::Waitable for JoinHandle<T> {
     }
 }
 
-/// Parks until `g` is dead or `deadline` passes; returns whether it is dead.
-fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
-    while !g.is_dead() {
-        let why = hub::park(deadline, |w| {
+/// Parks until `g` is dead (and its links have run) or `deadline` passes;
+/// returns whether it is.
+pub(crate) fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
+    while !g.is_settled() {
+        let why = hub::park_as(crate::debug::WaitTag::JOIN, deadline, |w| {
             g.with_extra(|e| {
                 e.joiners.retain(hub::Waker::is_waiting);
                 e.joiners.push(w.clone());
             })
         });
-        if why == Wake::TimedOut && !g.is_dead() {
+        if why == Wake::TimedOut && !g.is_settled() {
             return false;
         }
     }
@@ -472,6 +658,7 @@ pub fn join_all<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(handles: I
 /// slow.kill();
 /// ```
 #[doc(alias = "joinall")]
+#[must_use = "the indices of the finished ones tell whether the time ran out"]
 pub fn join_all_timeout<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(
     handles: I,
     timeout: Duration,

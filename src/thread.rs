@@ -22,6 +22,12 @@ use crate::task::Join;
 use crate::JoinError;
 
 /// The hub behind a [`HubHandle`] has stopped taking work.
+///
+/// ```
+/// let hub = greenhub::thread::spawn_hub("short-lived").unwrap();
+/// hub.stop();
+/// assert_eq!(hub.call_soon(|| ()), Err(greenhub::thread::Stopped));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped;
 
@@ -71,6 +77,16 @@ impl HubHandle {
     ///
     /// # Errors
     /// [`Stopped`] if the hub takes no more work.
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// let hub = greenhub::thread::spawn_hub("callbacks").unwrap();
+    /// let (tx, rx) = mpsc::channel();
+    /// hub.call_soon(move || tx.send(std::thread::current().name().map(str::to_owned)).unwrap()).unwrap();
+    /// assert_eq!(rx.recv().unwrap().as_deref(), Some("callbacks"));
+    /// hub.stop();
+    /// ```
+    #[doc(alias = "call_soon_threadsafe")]
     pub fn call_soon(&self, f: impl FnOnce() + Send + 'static) -> Result<(), Stopped> {
         self.inbox.call(Box::new(f)).map_err(|_| Stopped)
     }
@@ -82,17 +98,32 @@ impl HubHandle {
     /// [`Stopped`] if the hub takes no more work. If the hub stops after
     /// accepting it but before running it, `join` returns
     /// [`JoinError::HubStopped`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let hub = greenhub::thread::spawn_hub("sleepers").unwrap();
+    /// // Both sleep on the other hub at once, while this thread waits.
+    /// let a = hub.spawn(|| { greenhub::sleep(Duration::from_millis(20)); 1 }).unwrap();
+    /// let b = hub.spawn(|| { greenhub::sleep(Duration::from_millis(20)); 2 }).unwrap();
+    /// assert_eq!(a.join().unwrap() + b.join().unwrap(), 3);
+    /// hub.stop();
+    /// ```
+    #[doc(alias = "run_coroutine_threadsafe")]
+    #[track_caller]
     pub fn spawn<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<RemoteJoinHandle<T>, Stopped> {
+        let site = std::panic::Location::caller();
         let shared = Arc::new(Shared::new());
         let completer = Completer {
             shared: shared.clone(),
             started: false,
         };
         self.call_soon(move || {
-            let task = crate::spawn(move || completer.run(f));
+            let task = crate::Builder::new()
+                .spawn_at(site, move || completer.run(f))
+                .expect("greenhub: the default stack size is valid");
             REMOTE_TASKS.with(|tasks| {
                 let mut tasks = tasks.borrow_mut();
                 if tasks.len() >= 64 && tasks.len().is_power_of_two() {
@@ -112,6 +143,13 @@ impl HubHandle {
     /// # Blocking
     /// Parks (a green thread) or blocks (a plain OS thread) until a
     /// [`spawn_hub`] hub has stopped; never waits on its own hub.
+    ///
+    /// ```
+    /// let hub = greenhub::thread::spawn_hub("stopped").unwrap();
+    /// hub.stop();
+    /// assert!(hub.is_stopped());
+    /// assert!(hub.spawn(|| ()).is_err());
+    /// ```
     pub fn stop(&self) {
         if self.call_soon(crate::stop).is_err() || !self.inbox.owns_thread() || self.is_current() {
             return;
@@ -127,6 +165,13 @@ impl HubHandle {
     }
 
     /// Whether the hub takes no more work.
+    ///
+    /// ```
+    /// let hub = greenhub::thread::spawn_hub("running").unwrap();
+    /// assert!(!hub.is_stopped());
+    /// hub.stop();
+    /// assert!(hub.is_stopped());
+    /// ```
     pub fn is_stopped(&self) -> bool {
         self.inbox.is_closed()
     }
@@ -157,6 +202,7 @@ impl fmt::Debug for HubHandle {
 /// hub.stop();
 /// assert!(hub.spawn(|| ()).is_err()); // stopped: no more work
 /// ```
+#[doc(alias = "new_event_loop")]
 pub fn spawn_hub(name: impl Into<String>) -> io::Result<HubHandle> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new().name(name.into()).spawn(move || {
@@ -187,7 +233,16 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The result of a green thread spawned through a [`HubHandle`].
+/// The result of a green thread spawned through a [`HubHandle`]; `Send`,
+/// so any OS thread (or green thread of any hub) can join it.
+///
+/// ```
+/// let hub = greenhub::thread::spawn_hub("remote").unwrap();
+/// let h = hub.spawn(|| "from the other hub").unwrap();
+/// let joined = std::thread::spawn(move || h.join().unwrap()).join().unwrap();
+/// assert_eq!(joined, "from the other hub");
+/// hub.stop();
+/// ```
 pub struct RemoteJoinHandle<T> {
     shared: Arc<Shared<T>>,
 }
@@ -263,6 +318,13 @@ impl<T: Send + 'static> RemoteJoinHandle<T> {
     /// # Blocking
     /// Parks the calling green thread (or blocks a plain OS thread) until
     /// the result is in.
+    ///
+    /// ```
+    /// let hub = greenhub::thread::spawn_hub("joined").unwrap();
+    /// let h = hub.spawn(|| -> u8 { panic!("remote failure") }).unwrap();
+    /// assert_eq!(h.join().unwrap_err().panic_message(), Some("remote failure"));
+    /// hub.stop();
+    /// ```
     pub fn join(self) -> Result<T, JoinError> {
         Join::join_now(self)
     }
@@ -276,11 +338,30 @@ impl<T: Send + 'static> RemoteJoinHandle<T> {
     ///
     /// # Blocking
     /// As [`join`](RemoteJoinHandle::join), at most `timeout`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let hub = greenhub::thread::spawn_hub("slow").unwrap();
+    /// let mut h = hub.spawn(|| greenhub::sleep(Duration::from_millis(50))).unwrap();
+    /// assert!(matches!(h.join_timeout(Duration::from_millis(1)), Err(greenhub::JoinError::TimedOut)));
+    /// h.join_timeout(Duration::from_secs(10)).unwrap(); // joined again
+    /// hub.stop();
+    /// ```
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<T, JoinError> {
         Join::join_within(self, timeout)
     }
 
     /// Whether the result is in.
+    ///
+    /// ```
+    /// let hub = greenhub::thread::spawn_hub("quick").unwrap();
+    /// let h = hub.spawn(|| 1).unwrap();
+    /// while !h.is_finished() {
+    ///     std::thread::yield_now();
+    /// }
+    /// assert_eq!(h.join().unwrap(), 1);
+    /// hub.stop();
+    /// ```
     pub fn is_finished(&self) -> bool {
         self.shared.done.load(Ordering::SeqCst)
     }

@@ -9,7 +9,17 @@ use std::time::{Duration, Instant};
 use crate::greenlet::core::{self, TimeoutUnwind};
 use crate::hub::{self, timers::Action};
 
-/// The time of a [`with_timeout`] section ran out.
+/// The time of a [`with_timeout`] section ran out. Converts to an
+/// `io::Error` of kind `TimedOut`, so `?` works in I/O code.
+///
+/// ```
+/// use std::time::Duration;
+/// fn slow() -> std::io::Result<()> {
+///     greenhub::with_timeout(Duration::from_millis(1), || greenhub::sleep(Duration::from_secs(5)))?;
+///     Ok(())
+/// }
+/// assert_eq!(slow().unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
 
@@ -45,14 +55,27 @@ impl From<Elapsed> for std::io::Error {
 /// let r = with_timeout(Duration::from_secs(5), || 42);
 /// assert_eq!(r, Ok(42));
 /// ```
+#[doc(alias = "Timeout")]
+#[doc(alias = "wait_for")]
 pub fn with_timeout<T>(timeout: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     with_deadline(Instant::now() + timeout, f)
 }
 
-/// [`with_timeout`] with an absolute deadline.
+/// [`with_timeout`] with an absolute deadline: several sections can share
+/// one deadline without a retry stretching it.
 ///
 /// # Blocking
 /// As `f`.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let deadline = Instant::now() + Duration::from_millis(30);
+/// let first = greenhub::with_deadline(deadline, || greenhub::sleep(Duration::from_millis(10)));
+/// assert!(first.is_ok());
+/// let second = greenhub::with_deadline(deadline, || greenhub::sleep(Duration::from_secs(5)));
+/// assert_eq!(second, Err(greenhub::Elapsed)); // the same deadline, 20 ms later
+/// ```
+#[doc(alias = "Timeout")]
 pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let cur = core::current();
     let token = hub::with(|h| h.token());

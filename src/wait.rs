@@ -1,7 +1,7 @@
 //! Waiting on several things at once (asyncio's `wait`, `as_completed`,
 //! `gather`; gevent's `iwait`, `joinall`).
 //!
-//! [`Waitable`] is what can be waited on: [`JoinHandle`](crate::JoinHandle)s,
+//! [`Waitable`] is what can be waited on: [`JoinHandle`]s,
 //! and the events and results of [`sync`](crate::sync).
 //!
 //! - [`wait_any`] / [`wait`]: park until one, `count`, or all are ready;
@@ -50,9 +50,27 @@ use crate::{JoinError, JoinHandle};
 /// ```
 pub trait Waitable {
     /// Whether it is ready (a wait on it returns at once).
+    ///
+    /// ```
+    /// use greenhub::wait::Waitable;
+    /// let ev = greenhub::sync::Event::new();
+    /// assert!(!ev.is_ready());
+    /// ev.set();
+    /// assert!(ev.is_ready());
+    /// ```
     fn is_ready(&self) -> bool;
     /// Arranges for `waker` to be woken when it becomes ready (at once if it
     /// already is).
+    ///
+    /// ```
+    /// use greenhub::wait::Waitable;
+    /// use std::rc::Rc;
+    /// let ev = Rc::new(greenhub::sync::Event::new());
+    /// let setter = { let ev = ev.clone(); greenhub::spawn(move || ev.set()) };
+    /// let why = greenhub::hub::park(None, |w| ev.register(w));
+    /// assert_eq!(why, greenhub::Wake::Ready);
+    /// setter.join().unwrap();
+    /// ```
     fn register(&self, waker: &Waker);
 }
 
@@ -115,6 +133,7 @@ fn register_all<'a, W: Waitable + 'a>(items: impl IntoIterator<Item = &'a W>, wa
 /// assert_eq!(wait_any(&[&slow, &fast]), 1);
 /// slow.kill();
 /// ```
+#[doc(alias = "wait")]
 pub fn wait_any<W: Waitable>(items: &[W]) -> usize {
     assert!(
         !items.is_empty(),
@@ -147,7 +166,10 @@ fn wait_any_until<W: Waitable>(items: &[W], deadline: Option<Instant>) -> Option
         if let Some(i) = items.iter().position(W::is_ready) {
             return Some(i);
         }
-        if park(deadline, |w| register_all(items, w)) == Wake::TimedOut {
+        if crate::hub::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+            register_all(items, w)
+        }) == Wake::TimedOut
+        {
             return items.iter().position(W::is_ready);
         }
     }
@@ -170,13 +192,13 @@ fn wait_any_until<W: Waitable>(items: &[W], deadline: Option<Instant>) -> Option
 /// use std::time::Duration;
 /// use greenhub::{sleep, spawn, wait::wait};
 ///
-/// let hs: Vec<_> = [10u64, 2, 60_000]
+/// let hs: Vec<_> = [150u64, 2, 60_000]
 ///     .into_iter()
 ///     .map(|ms| spawn(move || sleep(Duration::from_millis(ms))))
 ///     .collect();
 /// let (done, pending) = wait(&hs, None, Some(1)); // first completed
 /// assert_eq!((done, pending), (vec![1], vec![0, 2]));
-/// let (done, pending) = wait(&hs, Some(Duration::from_millis(100)), None);
+/// let (done, pending) = wait(&hs, Some(Duration::from_millis(400)), None);
 /// assert_eq!((done, pending), (vec![0, 1], vec![2])); // timed out on the slow one
 /// greenhub::wait::kill_all(&hs);
 /// ```
@@ -198,9 +220,13 @@ pub fn wait<W: Waitable>(
         let all = want - done == pending.len();
         let why = if all {
             let first = pending[0];
-            park(deadline, |w| items[first].register(w))
+            crate::hub::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+                items[first].register(w)
+            })
         } else {
-            park(deadline, |w| register_all(pending.iter().map(|&i| &items[i]), w))
+            crate::hub::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+                register_all(pending.iter().map(|&i| &items[i]), w)
+            })
         };
         if all {
             while pending.front().is_some_and(|&i| items[i].is_ready()) {
@@ -517,6 +543,50 @@ pub fn kill_all<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(handles: I
     if crate::hub::try_can_block() {
         crate::join_all(unwinding);
     }
+}
+
+/// Delivers a kill to every green thread in `handles` and returns at once,
+/// before they unwind (as [`JoinHandle::kill_nowait`]).
+///
+/// ```
+/// use std::time::Duration;
+/// let hs: Vec<_> = (0..3).map(|_| greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)))).collect();
+/// greenhub::yield_now();
+/// greenhub::wait::kill_all_nowait(&hs);
+/// assert!(hs.iter().all(|h| !h.is_finished()));
+/// greenhub::join_all(&hs);
+/// ```
+#[doc(alias = "killall")]
+pub fn kill_all_nowait<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(handles: I) {
+    for h in handles {
+        h.kill_nowait();
+    }
+}
+
+/// Like [`kill_all`], waiting at most `timeout` for the targets to unwind
+/// (gevent's `killall(timeout=)`); returns whether all are dead.
+///
+/// # Blocking
+/// Parks the current green thread until each target has unwound or the time
+/// runs out (not inside a hub callback).
+///
+/// ```
+/// use std::time::Duration;
+/// let hs: Vec<_> = (0..3).map(|_| greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)))).collect();
+/// greenhub::yield_now();
+/// assert!(greenhub::wait::kill_all_timeout(&hs, Duration::from_secs(5)));
+/// ```
+#[doc(alias = "killall")]
+#[must_use = "false means some green threads are still unwinding"]
+pub fn kill_all_timeout<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(
+    handles: I,
+    timeout: Duration,
+) -> bool {
+    let unwinding: Vec<&JoinHandle<T>> = handles.into_iter().filter(|h| h.request_kill()).collect();
+    if !crate::hub::try_can_block() {
+        return unwinding.iter().all(|h| h.is_finished());
+    }
+    crate::join_all_timeout(unwinding.iter().copied(), timeout).len() == unwinding.len()
 }
 
 /// Green threads to kill if the code waiting for them goes away (a kill or

@@ -81,3 +81,24 @@ fn producer_consumer_example() {
         );
     }
 }
+
+#[test]
+fn debug_blocking_example() {
+    let run = run_example("debug_blocking", Duration::from_secs(120));
+    assert!(run.success, "failed:\n{}\n{}", run.stdout, run.stderr);
+    let err = &run.stderr;
+    for name in ["busy", "blocker"] {
+        let report = format!("green thread '{name}' (#");
+        assert_eq!(err.matches(&report).count(), 1, "one report for {name}:\n{err}");
+    }
+    assert!(err.contains("spawned at examples/debug_blocking.rs:"), "{err}");
+    let out = &run.stdout;
+    assert!(
+        out.contains("'ticker' spawned at examples/debug_blocking.rs:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("'waiting' spawned at") && out.contains("parked: sleep, wakes in"),
+        "{out}"
+    );
+}

@@ -144,3 +144,33 @@ fn udp_echo_prints_every_round_trip() {
     assert_eq!(out.matches("came back in").count(), 9, "{out}");
     assert!(out.contains("9 round trips, 0 clients failed"), "{out}");
 }
+
+#[test]
+fn crawler_fetches_every_page_and_beats_the_sequential_crawl() {
+    let (status, out, err) = run_example("crawler", &["8", "40", "20"]);
+    assert!(status.success(), "crawler failed\nstdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        out.matches("fetched /page/").count(),
+        40,
+        "one progress line a page:\n{out}"
+    );
+    for i in 0..40 {
+        assert!(
+            out.contains(&format!("fetched /page/{i} ")),
+            "page {i} missing:\n{out}"
+        );
+    }
+    assert!(out.contains("crawled 40 pages with 8 green threads in"), "{out}");
+    assert!(out.contains("crawled 40 pages one at a time in"), "{out}");
+    // "concurrent: C ms, sequential: S ms, ...": 40 pages of 20 ms take
+    // 800 ms in a row; eight at a time must at least beat that.
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("concurrent: "))
+        .expect("summary line");
+    let ms: Vec<f64> = line
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(ms[0] < ms[1], "the pool was not faster: {line}");
+}

@@ -590,3 +590,26 @@ fn ids_are_unique_and_nonzero() {
         assert_ne!(b.id(), 0);
     });
 }
+
+/// Recursion using about 1 KiB of stack a level.
+fn deep(n: u32) -> u32 {
+    let pad = std::hint::black_box([1u8; 1024]);
+    if n == 0 {
+        u32::from(pad[0])
+    } else {
+        1 + deep(n - 1)
+    }
+}
+
+#[test]
+fn with_stack_size_gives_a_greenlet_room_for_deep_recursion() {
+    bounded(|| {
+        // About 2 MiB of frames, 32 times the default stack.
+        let g = Greenlet::with_stack_size(8 << 20, |n: u32| deep(n)).unwrap();
+        assert_eq!(g.switch::<u32, u32>(2000), 2001);
+        for bad in [0, usize::MAX] {
+            let err = Greenlet::with_stack_size(bad, |(): ()| ()).unwrap_err();
+            assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        }
+    });
+}

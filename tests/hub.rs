@@ -715,7 +715,7 @@ fn with_growing_margin(mut attempt: impl FnMut(Duration) -> bool) {
             return;
         }
     }
-    panic!("the green threads never parked before their deadlines, even 4 s ahead");
+    panic!("three attempts failed: the green threads never parked before their deadlines, or the machine paused the hub past them, even 4 s ahead");
 }
 
 /// Thousands of timers due at once, green threads and callbacks mixed, are
@@ -858,9 +858,12 @@ fn a_flood_of_timer_wakes_does_not_starve_green_threads() {
             }
             let in_time = greenhub::now() < a;
             std::thread::sleep(a.saturating_duration_since(greenhub::now()) + ms(1));
+            // Woken at `b` or later (the OS overslept the thread), both
+            // waves are due in the first turn and the run shows nothing.
+            let held_past_b = greenhub::now() >= b;
             join_all(&flood);
             waiter.join().unwrap();
-            if !in_time {
+            if !in_time || held_past_b {
                 return false;
             }
             let at = seen.get().expect("the waiter woke");

@@ -361,3 +361,65 @@ fn fd_count_returns_to_baseline() {
     drop((_client, conn));
     assert_eq!(open_fds(), baseline);
 }
+
+#[test]
+fn lookup_host_resolves_names_and_passes_literals_through() {
+    bounded(|| {
+        let addrs = greenhub::net::lookup_host(("localhost", 8080)).unwrap();
+        assert!(!addrs.is_empty());
+        assert!(
+            addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 8080),
+            "{addrs:?}"
+        );
+        let literal: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(greenhub::net::lookup_host(literal).unwrap(), [literal]);
+        assert_eq!(greenhub::net::lookup_host("127.0.0.1:9").unwrap(), [literal]);
+        assert!(greenhub::net::lookup_host("no port here").is_err());
+    });
+}
+
+#[test]
+fn connect_with_takes_a_name_a_timeout_and_a_source_address() {
+    bounded(|| {
+        let (l, addr) = listener();
+        // A source port of our choosing: bind one, note it, free it.
+        let source = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let client = TcpStream::connect_with(
+            ("localhost", addr.port()),
+            Some(Duration::from_secs(5)),
+            Some(source),
+        )
+        .unwrap();
+        let (_conn, peer) = l.accept().unwrap();
+        assert_eq!(peer, source, "the connection came from the source address");
+        assert_eq!(client.local_addr().unwrap(), source);
+
+        let zero = TcpStream::connect_with(addr, Some(Duration::ZERO), None).unwrap_err();
+        assert_eq!(zero.kind(), ErrorKind::InvalidInput);
+        let closed = listener().1; // bound, then closed: nothing listens there
+        let refused = TcpStream::connect_with(closed, None, None).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn connect_with_times_out_on_a_full_backlog() {
+    bounded(|| {
+        let l = TcpListener::bind_with_backlog("127.0.0.1:0", 1).unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut kept = Vec::new();
+        let start = Instant::now();
+        let err = loop {
+            match TcpStream::connect_with(addr, Some(Duration::from_millis(100)), None) {
+                Ok(s) => kept.push(s),
+                Err(e) => break e,
+            }
+            assert!(kept.len() < 64, "the listener's queue never filled");
+        };
+        assert_eq!(err.kind(), ErrorKind::TimedOut);
+        assert!(start.elapsed() >= Duration::from_millis(100));
+    });
+}

@@ -447,3 +447,168 @@ fn imap_unordered_dropped_early_kills_what_it_started() {
         assert_eq!(pool.free_count(), 2);
     });
 }
+
+// ---- imap (ordered), apply, apply_async ----
+
+#[test]
+fn imap_keeps_input_order_with_a_pool_smaller_than_the_input() {
+    bounded(|| {
+        let pool = Pool::new(2);
+        let gauge = Rc::new(Gauge::default());
+        let g = gauge.clone();
+        // Later items finish first: order must come from the input.
+        let input: Vec<u64> = (0..8).rev().collect();
+        let got: Vec<u64> = pool
+            .imap(
+                move |n: u64| {
+                    let _in = g.enter();
+                    sleep(ms(n * 3));
+                    n
+                },
+                input.clone(),
+            )
+            .collect();
+        assert_eq!(got, input);
+        assert_eq!(gauge.max.get(), 2, "never more than the pool's size at once");
+    });
+}
+
+#[test]
+fn imap_reraises_a_panic_in_its_turn_and_kills_the_rest() {
+    bounded(|| {
+        let pool = Pool::new(3);
+        let mut it = pool.imap(
+            |n: u64| {
+                if n == 1 {
+                    panic!("item one");
+                }
+                sleep(if n == 0 { ms(5) } else { LONG });
+                n
+            },
+            0..5,
+        );
+        assert_eq!(it.next(), Some(0));
+        let msg = expect_panic(move || it.next());
+        assert!(msg.contains("item one"), "{msg}");
+        assert!(pool.is_empty(), "the long calls were killed");
+    });
+}
+
+#[test]
+fn apply_returns_the_value_and_runs_inline_from_a_member_of_a_full_pool() {
+    bounded(|| {
+        let pool = Pool::new(1);
+        assert_eq!(pool.apply(|| 6 * 7), 42);
+        let p = pool.clone();
+        // The only place is the caller's own: waiting for it would deadlock.
+        let h = pool.spawn(move || p.apply(|| greenhub::Greenlet::current().id()));
+        let id = h.id();
+        assert_eq!(h.join().unwrap(), id, "ran in the member itself");
+        let msg = expect_panic(|| pool.apply(|| -> u8 { panic!("applied") }));
+        assert!(msg.contains("applied"), "{msg}");
+    });
+}
+
+#[test]
+fn apply_async_calls_back_with_each_value_and_keeps_it_for_join() {
+    bounded(|| {
+        let pool = Pool::new(2);
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let hs: Vec<JoinHandle<u64>> = (1..=4)
+            .map(|i| {
+                let s = seen.clone();
+                pool.apply_async(
+                    move || {
+                        sleep(ms(i));
+                        i
+                    },
+                    move |v| s.borrow_mut().push(*v),
+                )
+            })
+            .collect();
+        let total: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
+        assert_eq!(total, 10);
+        let mut seen = seen.borrow().clone();
+        seen.sort_unstable();
+        assert_eq!(seen, [1, 2, 3, 4]);
+    });
+}
+
+// ---- Group: map, imap, imap_unordered, discard, contains ----
+
+#[test]
+fn group_map_runs_all_at_once_in_input_order() {
+    bounded(|| {
+        let group = Group::new();
+        let start = Instant::now();
+        let got = group.map(
+            |n: u64| {
+                sleep(ms(100));
+                n * 2
+            },
+            0..6,
+        );
+        assert_eq!(got, [0, 2, 4, 6, 8, 10]);
+        assert!(
+            start.elapsed() < ms(500),
+            "six 100 ms calls overlapped: {:?}",
+            start.elapsed()
+        );
+        let ordered: Vec<u64> = group
+            .imap(
+                |n: u64| {
+                    sleep(ms(25 * (5 - n)));
+                    n
+                },
+                0..5,
+            )
+            .collect();
+        assert_eq!(ordered, [0, 1, 2, 3, 4]);
+        let finished: Vec<u64> = group
+            .imap_unordered(
+                |n: u64| {
+                    // Steps far apart: the spawns run microseconds apart,
+                    // but a loaded machine can pause the hub for ms.
+                    sleep(ms(25 * (5 - n)));
+                    n
+                },
+                0..5,
+            )
+            .collect();
+        assert_eq!(finished, [4, 3, 2, 1, 0]);
+        assert!(group.is_empty());
+    });
+}
+
+#[test]
+fn discard_takes_a_member_out_without_killing_it() {
+    bounded(|| {
+        let group = Group::new();
+        let kept = group.spawn(|| sleep(LONG));
+        let out = group.spawn(|| {
+            sleep(ms(20));
+            "survived"
+        });
+        assert!(group.contains(&out));
+        assert!(group.discard(&out));
+        assert!(!group.contains(&out) && !group.discard(&out));
+        assert_eq!(group.len(), 1);
+        group.kill();
+        assert!(kept.join().unwrap_err().is_killed());
+        assert_eq!(out.join().unwrap(), "survived");
+    });
+}
+
+#[test]
+fn discarding_the_last_member_ends_a_join() {
+    bounded(|| {
+        let group = Group::new();
+        let h = group.spawn(|| sleep(LONG));
+        let g = group.clone();
+        let joiner = spawn(move || g.join_timeout(Duration::from_secs(10)));
+        yield_now();
+        group.discard(&h);
+        assert!(joiner.join().unwrap(), "the join saw the group empty");
+        h.kill();
+    });
+}

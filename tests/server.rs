@@ -210,7 +210,7 @@ const MANY_CLIENT: &str = "many-client@";
 
 /// Raises the soft fd limit to at least `want` (up to the hard limit);
 /// returns the hard limit if that is too low.
-fn raise_nofile(want: u64) -> Result<(), u64> {
+fn raise_nofile(want: libc::rlim_t) -> Result<(), libc::rlim_t> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -238,7 +238,7 @@ fn ten_thousand_concurrent_connections_on_one_hub() {
     }
     // Each side holds 10,000 fds; the clients run in a child process so
     // neither process needs 20,000.
-    if let Err(hard) = raise_nofile(MANY as u64 + 200) {
+    if let Err(hard) = raise_nofile(MANY as libc::rlim_t + 200) {
         eprintln!(
             "SKIPPED: 10,000 connections need {} fds, the hard limit is {hard}",
             MANY + 200

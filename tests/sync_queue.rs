@@ -366,3 +366,41 @@ fn len_never_exceeds_the_bound_with_many_putters() {
         assert_eq!(got, want);
     });
 }
+
+#[test]
+fn peek_shows_what_get_would_take_in_each_order_and_takes_nothing() {
+    bounded(|| {
+        let fifo = Queue::new();
+        let lifo = LifoQueue::new();
+        let prio = PriorityQueue::new();
+        assert_eq!(fifo.peek(), None);
+        for i in [2, 1, 3] {
+            fifo.put(i).unwrap();
+            lifo.put(i).unwrap();
+            prio.put(i).unwrap();
+        }
+        for _ in 0..2 {
+            assert_eq!(
+                (fifo.peek(), lifo.peek(), prio.peek()),
+                (Some(2), Some(3), Some(1))
+            );
+        }
+        assert_eq!((fifo.len(), lifo.len(), prio.len()), (3, 3, 3));
+        assert_eq!((fifo.get(), lifo.get(), prio.get()), (Ok(2), Ok(3), Ok(1)));
+        assert_eq!(fifo.peek_with(|v| v * 10), Some(10));
+    });
+}
+
+#[test]
+fn peek_does_not_wake_or_feed_a_parked_getter() {
+    bounded(|| {
+        let q = Rc::new(Queue::new());
+        let getter = parked_getter(&q);
+        q.put(7).unwrap(); // handed straight to the parked getter: not stored
+        assert_eq!(q.peek(), None);
+        assert_eq!(getter.join().unwrap(), Ok(7));
+        q.put(8).unwrap();
+        assert_eq!(q.peek(), Some(8));
+        assert_eq!(q.try_get(), Ok(8));
+    });
+}

@@ -52,6 +52,15 @@ pub(crate) fn downcast<R: 'static>(v: Value) -> Result<R, (&'static str, &'stati
 }
 
 /// Why a parked green thread was resumed.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use greenhub::hub::park;
+/// use greenhub::Wake;
+/// let soon = Some(Instant::now() + Duration::from_millis(1));
+/// assert_eq!(park(soon, |_| {}), Wake::TimedOut);
+/// assert_eq!(park(None, |w| { w.wake(); }), Wake::Ready); // woken while registering
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {
     /// Something it waited on woke it.
@@ -107,6 +116,17 @@ pub(crate) const THROW_KILL: u32 = 1;
 pub(crate) const STACK_UNIT: usize = 4096;
 /// The largest stack a green thread may have: 256 MiB less 4 KiB.
 pub(crate) const MAX_STACK_SIZE: usize = u16::MAX as usize * STACK_UNIT;
+
+/// `InvalidInput` unless `bytes` is a stack size a green thread can have.
+pub(crate) fn check_stack_size(bytes: usize) -> io::Result<()> {
+    if bytes == 0 || bytes > MAX_STACK_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("greenhub: stack size {bytes} is not in 1..={MAX_STACK_SIZE}"),
+        ));
+    }
+    Ok(())
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -194,14 +214,27 @@ pub(crate) struct Extra {
     /// Run on the green thread's own stack as its function ends (values of
     /// `sync::Local` are freed this way).
     pub(crate) on_exit: Vec<Box<dyn FnOnce()>>,
+    /// Callbacks of `JoinHandle::link`: handed to the hub as callbacks
+    /// when the green thread dies.
+    pub(crate) links: Vec<Box<dyn FnOnce()>>,
+    /// The green thread itself while `links` is not empty, for the
+    /// callback that runs them (a cycle, broken when it dies).
+    pub(crate) link_owner: Option<GRef>,
+    /// Its links are queued but have not all run: joiners wait for them,
+    /// so that every callback sees the outcome before a join takes it.
+    pub(crate) linking: bool,
+    /// The payload of `JoinHandle::kill_with`: a pending kill unwinds with
+    /// it instead of `KillUnwind`.
+    pub(crate) thrown: Option<Payload>,
 }
 
 /// The record of one green thread.
 ///
-/// Kept at 96 bytes (104 with its count, in a `GRef`), since a
-/// million spawned, unstarted green threads are a million of these: the
-/// body is a `Cell` (moved out and back, never borrowed), rare fields live in
-/// `Extra`, and the park sequence and throw code are 32-bit.
+/// Kept at 112 bytes (120 with its count, in a `GRef`), since a million
+/// spawned, unstarted green threads are a million of these: the body is a
+/// `Cell` (moved out and back, never borrowed), rare fields live in
+/// `Extra`, and the park sequence and throw code are 32-bit. The debugging
+/// fields (`site`, `live_slot`, `wait_tag`: 16 bytes) took it from 96.
 pub(crate) struct Inner {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
@@ -227,6 +260,14 @@ pub(crate) struct Inner {
     pub(crate) sp: Cell<usize>,
     pub(crate) body: Cell<Body>,
     extra: Cell<Option<Box<Extra>>>,
+    /// Where it was spawned (`#[track_caller]`), for run info and the
+    /// blocking monitor; `None` for the root.
+    pub(crate) site: Cell<Option<&'static std::panic::Location<'static>>>,
+    /// Its index + 1 in this OS thread's list of live green threads (see
+    /// `debug::registry`); 0 when not listed.
+    pub(crate) live_slot: Cell<u32>,
+    /// What its current (or last) park waits on (a `debug::WaitTag`).
+    pub(crate) wait_tag: Cell<u32>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -270,6 +311,9 @@ impl Inner {
             sp: Cell::new(0),
             body: Cell::new(body),
             extra: Cell::new(None),
+            site: Cell::new(None),
+            live_slot: Cell::new(0),
+            wait_tag: Cell::new(0),
         }
     }
 
@@ -279,6 +323,12 @@ impl Inner {
 
     pub(crate) fn is_dead(&self) -> bool {
         self.state.get() == State::Dead
+    }
+
+    /// Dead, and its link callbacks (if any) have run: a join may take the
+    /// outcome now.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.is_dead() && !self.peek_extra(|e| e.is_some_and(|e| e.linking))
     }
 
     pub(crate) fn is_started(&self) -> bool {
@@ -319,8 +369,30 @@ impl Inner {
         hooks
     }
 
+    /// The payload `JoinHandle::kill_with` left, without creating `Extra`.
+    fn take_thrown(&self) -> Option<Payload> {
+        let mut extra = self.extra.take();
+        let thrown = extra.as_mut().and_then(|e| e.thrown.take());
+        self.extra.set(extra);
+        thrown
+    }
+
     pub(crate) fn name(&self) -> Option<String> {
         self.peek_extra(|e| e.and_then(|e| e.name.as_deref().map(str::to_owned)))
+    }
+
+    /// The ids of the green threads parked in a join of this one.
+    pub(crate) fn joiner_ids(&self) -> Vec<u64> {
+        self.peek_extra(|e| {
+            e.map(|e| {
+                e.joiners
+                    .iter()
+                    .filter(|w| w.is_waiting())
+                    .map(hub::Waker::green_thread_id)
+                    .collect()
+            })
+            .unwrap_or_default()
+        })
     }
 
     pub(crate) fn parent(&self) -> Option<GRef> {
@@ -347,7 +419,10 @@ impl Inner {
     fn throw_now(&self) {
         match self.throw.replace(THROW_NONE) {
             THROW_NONE => {}
-            THROW_KILL => panic::resume_unwind(Box::new(KillUnwind)),
+            THROW_KILL => match self.take_thrown() {
+                Some(payload) => panic::resume_unwind(payload),
+                None => panic::resume_unwind(Box::new(KillUnwind)),
+            },
             token => panic::resume_unwind(Box::new(TimeoutUnwind(token))),
         }
     }
@@ -362,19 +437,29 @@ impl Inner {
 
     /// The common end of every green thread: dead, stale wakers, joiners woken.
     pub(crate) fn die(&self) {
+        crate::debug::ended(self);
         self.state.set(State::Dead);
         self.wait.set(WaitState::Idle);
         self.seq.set(self.seq.get() + 1);
-        let joiners = match self.extra.take() {
-            Some(mut e) => {
-                let j = std::mem::take(&mut e.joiners);
-                self.extra.set(Some(e));
-                j
+        let mut extra = self.extra.take();
+        let (joiners, links) = match extra.as_mut() {
+            Some(e) if e.link_owner.is_some() => {
+                // Joiners wait until the links have run (see `linking`).
+                e.linking = true;
+                (
+                    Vec::new(),
+                    Some((std::mem::take(&mut e.links), e.link_owner.take())),
+                )
             }
-            None => Vec::new(),
+            Some(e) => (std::mem::take(&mut e.joiners), None),
+            None => (Vec::new(), None),
         };
+        self.extra.set(extra);
         for w in joiners {
             w.wake();
+        }
+        if let Some((links, Some(owner))) = links {
+            hub::callback::soon(Box::new(move || run_links(&owner, links)));
         }
     }
 
@@ -406,6 +491,7 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        crate::debug::registry::remove(self);
         // A coroutine still suspended here has no handle left to kill it
         // through the trampoline (that is done on the last `Greenlet` drop
         // when possible). corosensei's own drop would unwind it nested on
@@ -437,6 +523,22 @@ fn run_entry(entry: Entry, first: Msg) -> Outcome {
         }
     }
     outcome
+}
+
+/// The hub callback that runs a dead green thread's links, each on its own
+/// (one that panics does not stop the rest), then wakes its joiners.
+fn run_links(g: &GRef, links: Vec<Box<dyn FnOnce()>>) {
+    for f in links {
+        // A failing link must not keep joiners waiting; its panic was reported.
+        let _ = panic::catch_unwind(AssertUnwindSafe(f));
+    }
+    let joiners = g.with_extra(|e| {
+        e.linking = false;
+        std::mem::take(&mut e.joiners)
+    });
+    for w in joiners {
+        w.wake();
+    }
 }
 
 /// Runs `f` when the current green thread's function ends, on its own
@@ -537,6 +639,7 @@ fn resume(target: &GRef, msg: Msg) -> Req {
         return Req::Exit(Outcome::NoStack(e));
     }
     target.state.set(State::Running);
+    crate::debug::switch_in(target);
     CURRENT.set(GRef::as_ptr(target));
     // The coroutine is resumed in place, through the Cell's pointer, to
     // save moving it out and back on every switch. Nothing else touches
@@ -551,6 +654,7 @@ fn resume(target: &GRef, msg: Msg) -> Req {
         _ => unreachable!("greenhub: resumed a green thread that has no coroutine"),
     };
     CURRENT.set(ptr::null());
+    crate::debug::switch_out(target);
     match result {
         CoroutineResult::Yield(req) => req,
         CoroutineResult::Return(req) => {
@@ -614,6 +718,7 @@ pub(crate) fn root_loop(mut next: Next) -> Result<Msg, WouldBlockForever> {
         };
         if target.is_root() {
             target.state.set(State::Running);
+            crate::debug::switch_in(&target);
             return Ok(msg);
         }
         next = match resume(&target, msg) {
@@ -677,7 +782,7 @@ mod size_tests {
     #[test]
     fn an_unstarted_green_thread_record_stays_small() {
         assert!(
-            std::mem::size_of::<super::Inner>() <= 96,
+            std::mem::size_of::<super::Inner>() <= 112,
             "{}",
             std::mem::size_of::<super::Inner>()
         );

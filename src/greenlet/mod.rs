@@ -42,10 +42,29 @@ use crate::hub;
 
 /// The value a parent receives from a child greenlet that was killed
 /// (greenlet's `GreenletExit`).
+///
+/// ```
+/// use greenhub::{Greenlet, GreenletExit};
+/// let child = Greenlet::new(|(): ()| {
+///     Greenlet::current().parent().unwrap().switch::<(), ()>(());
+/// });
+/// child.switch::<(), ()>(()); // paused inside
+/// // Killing it hands GreenletExit to its parent (us) as its end value.
+/// child.kill();
+/// assert!(child.is_dead());
+/// # let _ = GreenletExit;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GreenletExit;
 
 /// Why a [`Greenlet::try_switch`] failed.
+///
+/// ```
+/// use greenhub::{Greenlet, SwitchError};
+/// let g = Greenlet::new(|(): ()| ());
+/// g.switch::<(), ()>(());
+/// assert!(matches!(g.try_switch::<(), ()>(()), Err(SwitchError::Dead)));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SwitchError {
@@ -91,6 +110,22 @@ impl std::error::Error for SwitchError {}
 /// Cloning gives another handle to the same greenlet. Dropping the last
 /// handle of a greenlet paused mid-function unwinds it (its destructors run),
 /// as greenlet does when one is garbage-collected.
+///
+/// ```
+/// use greenhub::Greenlet;
+/// // Two greenlets passing control back and forth, as greenlet's docs do.
+/// let main = Greenlet::current();
+/// let ping = Greenlet::new(move |n: u32| {
+///     let back: u32 = main.switch(n + 1); // to main, with n + 1
+///     back * 10
+/// });
+/// let first: u32 = ping.switch(1u32);
+/// assert_eq!(first, 2);
+/// let last: u32 = ping.switch(5u32); // resumes ping where it paused
+/// assert_eq!(last, 50);
+/// assert!(ping.is_dead());
+/// ```
+#[doc(alias = "greenlet")]
 pub struct Greenlet {
     inner: GRef,
 }
@@ -113,7 +148,42 @@ impl Greenlet {
     /// assert!(!g.is_started());
     /// assert_eq!(g.switch::<_, usize>("four"), 4);
     /// ```
+    #[track_caller]
     pub fn new<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(f: F) -> Greenlet {
+        Greenlet::build(f, crate::stack::DEFAULT_STACK_SIZE)
+    }
+
+    /// Like [`new`](Greenlet::new), with a usable stack of `bytes` (rounded
+    /// up to whole pages) instead of
+    /// [`DEFAULT_STACK_SIZE`](crate::DEFAULT_STACK_SIZE), for a function
+    /// with deep recursion or large locals (spawned green threads take
+    /// theirs from [`Builder::stack_size`](crate::Builder::stack_size)).
+    ///
+    /// # Errors
+    /// `InvalidInput` if `bytes` is 0 or over 256 MiB less 4 KiB. The stack
+    /// itself is mapped on the first switch; if none can be had then, that
+    /// switch panics with the reason.
+    ///
+    /// ```
+    /// use greenhub::Greenlet;
+    /// fn depth(n: u32) -> u32 {
+    ///     let pad = std::hint::black_box([0u8; 1024]); // 1 KiB a frame
+    ///     if n == 0 { u32::from(pad[0]) } else { 1 + depth(n - 1) }
+    /// }
+    /// // About 1 MiB of frames: far beyond the default stack.
+    /// let g = Greenlet::with_stack_size(4 << 20, |n: u32| depth(n)).unwrap();
+    /// assert_eq!(g.switch::<u32, u32>(1000), 1000);
+    /// assert!(Greenlet::with_stack_size(0, |(): ()| ()).is_err());
+    /// ```
+    pub fn with_stack_size<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(
+        bytes: usize,
+        f: F,
+    ) -> io::Result<Greenlet> {
+        core::check_stack_size(bytes)?;
+        Ok(Greenlet::build(f, bytes))
+    }
+
+    fn build<A: 'static, R: 'static, F: FnOnce(A) -> R + 'static>(f: F, stack_size: usize) -> Greenlet {
         let entry = core::entry(move |first: Msg| -> core::Value {
             let arg = match first {
                 Msg::Value(v) => match core::downcast::<A>(v) {
@@ -127,16 +197,22 @@ impl Greenlet {
             };
             Box::new(f(arg))
         });
-        let inner = GRef::new(Inner::new(
-            Kind::Greenlet,
-            Some(entry),
-            crate::stack::DEFAULT_STACK_SIZE,
-        ));
+        let inner = GRef::new(Inner::new(Kind::Greenlet, Some(entry), stack_size));
         inner.with_extra(|e| e.parent = Some(core::current()));
+        crate::debug::created(&inner, std::panic::Location::caller());
         Greenlet { inner }
     }
 
     /// The running green thread (the OS thread's root greenlet outside any).
+    ///
+    /// ```
+    /// use greenhub::Greenlet;
+    /// assert_eq!(Greenlet::current().id(), 0); // the root
+    /// let g = Greenlet::new(|(): ()| Greenlet::current().id());
+    /// let id = g.id();
+    /// assert_eq!(g.switch::<(), u64>(()), id);
+    /// ```
+    #[doc(alias = "getcurrent")]
     pub fn current() -> Greenlet {
         Greenlet {
             inner: core::current(),
@@ -146,6 +222,13 @@ impl Greenlet {
     /// The greenlet that receives this one's result: its creator, unless
     /// re-parented. `None` for the root and for green threads spawned on the
     /// hub (their result goes to their `JoinHandle`).
+    ///
+    /// ```
+    /// use greenhub::Greenlet;
+    /// let g = Greenlet::new(|(): ()| ());
+    /// assert_eq!(g.parent().unwrap().id(), Greenlet::current().id());
+    /// assert!(Greenlet::current().parent().is_none()); // the root has none
+    /// ```
     pub fn parent(&self) -> Option<Greenlet> {
         match self.inner.kind {
             Kind::Greenlet => Some(Greenlet {
@@ -159,6 +242,18 @@ impl Greenlet {
     ///
     /// # Panics
     /// If it would make a cycle, or if `self` is a root or a spawned green thread.
+    ///
+    /// ```
+    /// use greenhub::Greenlet;
+    /// let main = Greenlet::current();
+    /// // `a` ends by returning to `b` (its new parent) instead of to main.
+    /// let b = Greenlet::new(|from_a: &'static str| from_a.len());
+    /// let a = Greenlet::new(|(): ()| "done");
+    /// a.set_parent(&b);
+    /// b.set_parent(&main);
+    /// let len: usize = a.switch(());
+    /// assert_eq!(len, 4);
+    /// ```
     pub fn set_parent(&self, parent: &Greenlet) {
         assert!(
             self.inner.kind == Kind::Greenlet,
@@ -175,18 +270,41 @@ impl Greenlet {
         self.inner.with_extra(|e| e.parent = Some(parent.inner.clone()));
     }
 
-    /// Whether the function has begun running.
+    /// Whether the function has begun running (greenlet's `bool(g)` is
+    /// started and not dead).
+    ///
+    /// ```
+    /// let g = greenhub::Greenlet::new(|(): ()| ());
+    /// assert!(!g.is_started());
+    /// g.switch::<(), ()>(());
+    /// assert!(g.is_started());
+    /// ```
+    #[doc(alias = "bool")]
     pub fn is_started(&self) -> bool {
         self.inner.is_started()
     }
 
     /// Whether the function has ended (returned, panicked or was killed).
     /// A root greenlet is never dead.
+    ///
+    /// ```
+    /// let g = greenhub::Greenlet::new(|(): ()| ());
+    /// assert!(!g.is_dead());
+    /// g.switch::<(), ()>(());
+    /// assert!(g.is_dead());
+    /// ```
+    #[doc(alias = "dead")]
     pub fn is_dead(&self) -> bool {
         self.inner.is_dead()
     }
 
     /// A number unique among the process's green threads (the root's is 0).
+    ///
+    /// ```
+    /// let a = greenhub::Greenlet::new(|(): ()| ());
+    /// let b = greenhub::Greenlet::new(|(): ()| ());
+    /// assert_ne!(a.id(), b.id());
+    /// ```
     pub fn id(&self) -> u64 {
         self.inner.id
     }
@@ -200,6 +318,17 @@ impl Greenlet {
     ///
     /// # Blocking
     /// The caller is paused until something switches back to it.
+    ///
+    /// ```
+    /// use greenhub::Greenlet;
+    /// let g = Greenlet::new(|start: i32| {
+    ///     let parent = Greenlet::current().parent().unwrap();
+    ///     let again: i32 = parent.switch(start * 2); // pause, handing back start * 2
+    ///     again + 1 // the end value goes to the parent
+    /// });
+    /// assert_eq!(g.switch::<i32, i32>(21), 42);
+    /// assert_eq!(g.switch::<i32, i32>(9), 10);
+    /// ```
     pub fn switch<T: 'static, R: 'static>(&self, value: T) -> R {
         match self.try_switch(value) {
             Ok(r) => r,
@@ -249,6 +378,21 @@ impl Greenlet {
     ///
     /// # Panics
     /// As [`switch`](Greenlet::switch); a dead target is an error.
+    ///
+    /// ```
+    /// use greenhub::Greenlet;
+    /// let g = Greenlet::new(|(): ()| {
+    ///     let parent = Greenlet::current().parent().unwrap();
+    ///     // Catch what is thrown in at the paused switch, and report it.
+    ///     let paused = std::panic::AssertUnwindSafe(|| parent.switch::<(), ()>(()));
+    ///     let caught = std::panic::catch_unwind(paused);
+    ///     let msg = *caught.unwrap_err().downcast::<&str>().unwrap();
+    ///     format!("caught {msg}")
+    /// });
+    /// g.switch::<(), ()>(()); // g pauses in its switch to us, handing ()
+    /// let report: String = g.throw(Box::new("stop"));
+    /// assert_eq!(report, "caught stop");
+    /// ```
     pub fn throw<R: 'static>(&self, payload: Box<dyn Any + Send>) -> R {
         match self.try_throw(Msg::Throw(payload)) {
             Ok(r) => r,

@@ -24,7 +24,16 @@ impl CallSlot {
 }
 
 /// A scheduled callback, returned by [`call_soon`], [`call_later`] and
-/// [`call_at`]. Dropping it does not cancel the callback.
+/// [`call_at`] (asyncio's `Handle`/`TimerHandle`). Dropping it does not
+/// cancel the callback.
+///
+/// ```
+/// let handle = greenhub::call_soon(|| println!("ran"));
+/// assert!(handle.is_pending());
+/// greenhub::yield_now();
+/// assert!(!handle.is_pending());
+/// ```
+#[doc(alias = "TimerHandle")]
 pub struct CallHandle {
     slot: Rc<CallSlot>,
     timer: Option<TimerKey>,
@@ -50,6 +59,14 @@ impl CallHandle {
     }
 
     /// Whether the callback still waits to run.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = greenhub::call_later(Duration::from_millis(1), || ());
+    /// assert!(h.is_pending());
+    /// greenhub::sleep(Duration::from_millis(5));
+    /// assert!(!h.is_pending());
+    /// ```
     pub fn is_pending(&self) -> bool {
         // Take and put back: `Cell<Option<Box<..>>>` has no peek.
         let f = self.slot.f.take();
@@ -71,6 +88,15 @@ pub(crate) fn slot(f: impl FnOnce() + 'static) -> Rc<CallSlot> {
     Rc::new(CallSlot {
         f: Cell::new(Some(Box::new(f))),
     })
+}
+
+/// Queues a boxed callback on this OS thread's hub, if it still exists
+/// (a green thread can die while the hub is torn down).
+pub(crate) fn soon(f: Box<dyn FnOnce()>) {
+    let slot = Rc::new(CallSlot {
+        f: Cell::new(Some(f)),
+    });
+    let _ = super::try_with(|h| h.push(Ready::call(slot)));
 }
 
 /// Runs `f` on the hub as soon as possible: after what is already queued,

@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Instant;
 
-use super::{park, with, Hub, Wake, Waker};
+use super::{with, Hub, Wake, Waker};
 use crate::sys::{Event, Poller};
 
 /// Which way an operation waits.
@@ -38,6 +38,9 @@ struct Slot {
     hangup: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// An error the poller took off the socket (`sys::Event::error`; only
+    /// libkqueue does): the next operation returns it.
+    error: Option<i32>,
 }
 
 /// The registered fds, indexed by the low half of their poller token.
@@ -55,6 +58,11 @@ fn token(index: u32, generation: u32) -> u64 {
 }
 
 impl IoTable {
+    /// How many fds are registered (for `debug::run_info`).
+    pub(crate) fn registered(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
     fn insert(&mut self) -> u64 {
         let index = match self.free.pop() {
             Some(i) => i,
@@ -67,6 +75,7 @@ impl IoTable {
         slot.in_use = true;
         slot.drained = false;
         slot.hangup = false;
+        slot.error = None;
         token(index, slot.generation)
     }
 
@@ -90,6 +99,9 @@ impl IoTable {
     pub(crate) fn dispatch(&mut self, ev: Event) {
         let Some(slot) = self.slot(ev.token) else { return };
         slot.hangup |= ev.hangup;
+        if ev.error != 0 {
+            slot.error = Some(ev.error);
+        }
         if ev.readable {
             slot.drained = false;
             if let Some(w) = &slot.reader {
@@ -152,29 +164,37 @@ impl Registration {
             token: self.token,
             dir,
         };
-        let why = park(deadline, |w| {
-            with(|h| {
-                let mut t = h.io.borrow_mut();
-                if let Some(slot) = t.slot(self.token) {
-                    let place = match dir {
-                        Direction::Read => &mut slot.reader,
-                        Direction::Write => &mut slot.writer,
-                    };
-                    assert!(
-                        place.as_ref().is_none_or(|old| !old.is_waiting()),
-                        "greenhub: two green threads wait to {} the same fd at once",
-                        if dir == Direction::Read { "read" } else { "write" }
-                    );
-                    *place = Some(w.clone());
-                    t.waiting += 1;
-                }
-            })
-        });
+        let tag = match dir {
+            Direction::Read => crate::debug::WaitTag::read(self.fd),
+            Direction::Write => crate::debug::WaitTag::write(self.fd),
+        };
+        let why = super::park_as(tag, deadline, |w| self.arm(dir, w));
         drop(guard);
         match why {
             Wake::Ready => Ok(()),
             Wake::TimedOut => Err(io::Error::from(io::ErrorKind::TimedOut)),
         }
+    }
+
+    /// Puts `w` in the fd's reader or writer slot, for the park under way
+    /// (a `Parked` guard takes it out when the park ends).
+    fn arm(&self, dir: Direction, w: &Waker) {
+        with(|h| {
+            let mut t = h.io.borrow_mut();
+            if let Some(slot) = t.slot(self.token) {
+                let place = match dir {
+                    Direction::Read => &mut slot.reader,
+                    Direction::Write => &mut slot.writer,
+                };
+                assert!(
+                    place.as_ref().is_none_or(|old| !old.is_waiting()),
+                    "greenhub: two green threads wait to {} the same fd at once",
+                    if dir == Direction::Read { "read" } else { "write" }
+                );
+                *place = Some(w.clone());
+                t.waiting += 1;
+            }
+        })
     }
 
     /// Notes that a stream read came back short: the receive buffer is
@@ -185,6 +205,12 @@ impl Registration {
                 slot.drained = !slot.hangup;
             }
         });
+    }
+
+    /// The error the poller took off the socket, if any (see `Slot::error`).
+    fn take_error(&self) -> Option<io::Error> {
+        with(|h| h.io.borrow_mut().slot(self.token).and_then(|s| s.error.take()))
+            .map(io::Error::from_raw_os_error)
     }
 
     fn is_drained(&self) -> bool {
@@ -204,6 +230,11 @@ impl Registration {
             self.wait(dir, deadline)?;
         }
         loop {
+            if crate::sys::TAKES_SOCKET_ERRORS {
+                if let Some(e) = self.take_error() {
+                    return Err(e);
+                }
+            }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -212,6 +243,20 @@ impl Registration {
             self.wait(dir, deadline)?;
         }
     }
+}
+
+/// Parks until any of `fds` may be ready for its direction, or `deadline`
+/// passes: one park, its waker in every fd's slot (`select.rs`).
+pub(crate) fn wait_any(fds: &[(&Registration, Direction)], deadline: Option<Instant>) -> Wake {
+    let _guards: Vec<Parked> = fds
+        .iter()
+        .map(|&(r, dir)| Parked { token: r.token, dir })
+        .collect();
+    super::park_as(crate::debug::WaitTag::WAIT_ANY, deadline, |w| {
+        for &(r, dir) in fds {
+            r.arm(dir, w);
+        }
+    })
 }
 
 impl Drop for Registration {
@@ -283,6 +328,7 @@ fn with_live_hub<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
 /// writer.write_all(b"x").unwrap();
 /// greenhub::hub::wait_readable(reader.as_fd(), None).unwrap();
 /// ```
+#[doc(alias = "wait_read")]
 pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<()> {
     Registration::new(fd)?.wait(Direction::Read, deadline)
 }
@@ -301,6 +347,7 @@ pub fn wait_readable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Resul
 /// let (_reader, writer) = std::io::pipe().unwrap();
 /// greenhub::hub::wait_writable(writer.as_fd(), None).unwrap(); // an empty pipe has room
 /// ```
+#[doc(alias = "wait_write")]
 pub fn wait_writable(fd: BorrowedFd<'_>, deadline: Option<Instant>) -> io::Result<()> {
     Registration::new(fd)?.wait(Direction::Write, deadline)
 }

@@ -37,6 +37,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::debug::WaitTag;
 pub use crate::greenlet::core::Wake;
 use crate::greenlet::core::{self, Inner, Kind, Msg, Next, State, WaitState, WouldBlockForever};
 use crate::greenlet::gref::GRef;
@@ -147,6 +148,8 @@ pub(crate) struct Hub {
     runnext: Cell<Option<GRef>>,
     /// Green threads taken from `runnext` since one was last sent to `ready`.
     streak: Cell<u32>,
+    /// Turns of the loop so far (for `debug::run_info`).
+    turns: Cell<u64>,
 }
 
 thread_local! {
@@ -180,6 +183,7 @@ impl Hub {
         Hub {
             root: {
                 crate::stack::install_overflow_handler(core::describe_running);
+                crate::debug::on_hub_created();
                 let root = GRef::new(Inner::new(Kind::Root, None, 0));
                 core::ROOT.set(GRef::as_ptr(&root));
                 root
@@ -202,6 +206,7 @@ impl Hub {
             next_token: Cell::new(2),
             runnext: Cell::new(None),
             streak: Cell::new(0),
+            turns: Cell::new(0),
         }
     }
 
@@ -307,11 +312,11 @@ impl Hub {
     fn batch_step(&self, queue: &VecDeque<Ready>, left: usize) {
         let taken = self.taken.get().wrapping_add(1);
         self.taken.set(taken);
-        if taken % BURST as u32 == 0 {
+        if taken.is_multiple_of(BURST as u32) {
             prefetch_ahead(queue);
         }
         prefetch_next_stack(queue);
-        if left > LONG_BATCH && taken % SLICE_CHECK == 0 {
+        if left > LONG_BATCH && taken.is_multiple_of(SLICE_CHECK) {
             self.check_slice(taken);
         }
     }
@@ -368,6 +373,7 @@ impl Hub {
     /// callbacks for at most its switch interval before it looks at timers
     /// and I/O again.
     fn turn(&self) -> bool {
+        self.turns.set(self.turns.get() + 1);
         let has_timers = !self.timers.borrow().is_empty();
         let io_waiting = self.io.borrow().waiting > 0 || self.remotes.borrow().outstanding();
         // With no timer and nothing to poll, beginning the turn makes
@@ -516,6 +522,10 @@ impl Hub {
         if timeout.is_none_or(|t| !t.is_zero()) && self.spin_for_remote(REMOTE_SPIN) {
             timeout = Some(Duration::ZERO);
         }
+        let sleeps = timeout.is_none_or(|t| !t.is_zero());
+        if sleeps {
+            crate::debug::hub_idle(true);
+        }
         match self.poller() {
             Ok(p) => p.wait(timeout, |ev| {
                 if ev.token == remote::INBOX_TOKEN {
@@ -525,6 +535,9 @@ impl Hub {
                 }
             }),
             Err(_) => std::thread::sleep(timeout.unwrap_or(Duration::from_millis(10))),
+        }
+        if sleeps {
+            crate::debug::hub_idle(false);
         }
     }
 
@@ -653,6 +666,28 @@ fn prefetch_next_stack(ready: &VecDeque<Ready>) {
     }
 }
 
+/// The hub's figures, for `debug::run_info`.
+pub(crate) struct Figures {
+    pub(crate) turns: u64,
+    pub(crate) ready: usize,
+    pub(crate) timers: usize,
+    pub(crate) fds: usize,
+    pub(crate) fds_waited: usize,
+}
+
+impl Hub {
+    pub(crate) fn figures(&self) -> Figures {
+        let io = self.io.borrow();
+        Figures {
+            turns: self.turns.get(),
+            ready: self.ready.borrow().len() + self.woken.borrow().len(),
+            timers: self.timers.borrow().len(),
+            fds: io.registered(),
+            fds_waited: io.waiting,
+        }
+    }
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
         core::ROOT.set(std::ptr::null());
@@ -734,6 +769,21 @@ pub(crate) fn deliver_throw(g: &GRef, code: u32) {
 /// does. Wakes after the park has ended (it timed out, or another waker of
 /// the same park fired first) are ignored, so a stale waker left in a list is
 /// harmless.
+///
+/// ```
+/// use greenhub::hub::{park, Wake, Waker};
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+///
+/// // A one-shot signal built on park: the waiter leaves its waker, the
+/// // setter wakes it.
+/// let waiting: Rc<RefCell<Option<Waker>>> = Rc::default();
+/// let w = waiting.clone();
+/// let setter = greenhub::spawn(move || w.borrow_mut().take().map(|w| w.wake()));
+/// let why = park(None, |waker| *waiting.borrow_mut() = Some(waker.clone()));
+/// assert_eq!(why, Wake::Ready);
+/// assert_eq!(setter.join().unwrap(), Some(true));
+/// ```
 #[derive(Clone)]
 pub struct Waker {
     g: GRef,
@@ -796,6 +846,11 @@ impl Waker {
     }
 
     /// The id of the green thread this waker wakes.
+    ///
+    /// ```
+    /// let me = greenhub::Greenlet::current().id();
+    /// greenhub::hub::park(Some(greenhub::now()), |w| assert_eq!(w.green_thread_id(), me));
+    /// ```
     pub fn green_thread_id(&self) -> u64 {
         self.g.id
     }
@@ -858,7 +913,16 @@ impl fmt::Debug for Waker {
 /// let why = park(Some(Instant::now() + Duration::from_millis(5)), |_waker| {});
 /// assert_eq!(why, Wake::TimedOut);
 /// ```
+#[doc(alias = "wait")]
+#[doc(alias = "LoopExit")]
 pub fn park(deadline: Option<Instant>, register: impl FnOnce(&Waker)) -> Wake {
+    park_as(WaitTag::PARK, deadline, register)
+}
+
+/// [`park`], saying what the park waits on (shown by `debug::run_info`).
+#[inline]
+pub(crate) fn park_as(tag: WaitTag, deadline: Option<Instant>, register: impl FnOnce(&Waker)) -> Wake {
+    core::with_current(|g| g.wait_tag.set(tag.0));
     match park_inner(deadline, register) {
         Ok(w) => w,
         Err(WouldBlockForever) => panic!(
@@ -937,6 +1001,8 @@ fn take_wake(msg: Msg) {
 /// greenhub::yield_now();
 /// assert!(h.is_finished());
 /// ```
+#[doc(alias = "sleep(0)")]
+#[doc(alias = "idle")]
 pub fn yield_now() {
     assert_can_block();
     let cur = core::current();
@@ -973,11 +1039,26 @@ pub fn sleep(duration: Duration) {
 ///
 /// # Blocking
 /// Parks until the deadline has passed.
+///
+/// ```
+/// use std::time::Duration;
+/// let wake_at = greenhub::now() + Duration::from_millis(10);
+/// greenhub::sleep_until(wake_at);
+/// assert!(greenhub::now() >= wake_at);
+/// ```
 pub fn sleep_until(deadline: Instant) {
-    while park(Some(deadline), |_| {}) != Wake::TimedOut {}
+    while park_as(WaitTag::SLEEP, Some(deadline), |_| {}) != Wake::TimedOut {}
 }
 
-/// The hub's clock (monotonic), the time base of `call_at` and deadlines.
+/// The hub's clock (monotonic), the time base of `call_at` and deadlines
+/// (asyncio's `loop.time()`).
+///
+/// ```
+/// let t0 = greenhub::now();
+/// greenhub::sleep(std::time::Duration::from_millis(1));
+/// assert!(greenhub::now() > t0);
+/// ```
+#[doc(alias = "time")]
 pub fn now() -> Instant {
     Instant::now()
 }
@@ -999,6 +1080,7 @@ pub fn run_forever() {
     if HUB.with(|h| h.stop_requested.replace(false)) {
         return yield_now();
     }
+    core::with_current(|g| g.wait_tag.set(WaitTag::RUN_FOREVER.0));
     let waited = park_inner(None, |w| {
         HUB.with(|h| *h.stop_waker.borrow_mut() = Some(w.clone()))
     });
@@ -1011,6 +1093,15 @@ pub fn run_forever() {
 
 /// Makes [`run_forever`] return. Called before `run_forever`, it makes the
 /// next `run_forever` return after one pass of the loop (asyncio's rule).
+///
+/// ```
+/// let worker = greenhub::spawn(|| {
+///     greenhub::sleep(std::time::Duration::from_millis(5));
+///     greenhub::stop(); // from a green thread: run_forever below returns
+/// });
+/// greenhub::run_forever();
+/// assert!(worker.is_finished());
+/// ```
 pub fn stop() {
     let waker = HUB.with(|h| {
         h.stop_requested.set(true);

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crossbeam_queue::SegQueue;
 
 use super::{with, Hub, Waker};
-use crate::sys::EventFd;
+use crate::sys::Notifier;
 
 /// The poller token of the inbox's eventfd (fd slots use generation<<32|index,
 /// which never reaches this).
@@ -33,7 +33,7 @@ pub(crate) struct Inbox {
     closed: AtomicBool,
     /// Set by the first post after a drain; later ones skip the write.
     notified: AtomicBool,
-    efd: EventFd,
+    efd: Notifier,
     /// The hub runs on an OS thread of its own (`spawn_hub`), which closes
     /// the inbox when the hub stops.
     owns_thread: AtomicBool,
@@ -159,8 +159,7 @@ impl Hub {
         if let Some(inbox) = &self.remotes.borrow().inbox {
             return Ok(inbox.clone());
         }
-        let efd = EventFd::new()?;
-        self.poller()?.add(efd.raw(), INBOX_TOKEN)?;
+        let efd = self.poller()?.notifier(INBOX_TOKEN)?;
         let inbox = Arc::new(Inbox {
             done: SegQueue::new(),
             calls: SegQueue::new(),
@@ -296,7 +295,7 @@ impl RemoteWait {
     /// `deadline` passes; returns at once if it already has. Wakes carry no
     /// data: the caller checks the shared result first, and after this.
     pub(crate) fn park(&self, deadline: Option<std::time::Instant>) -> super::Wake {
-        super::park(deadline, |w| {
+        super::park_as(crate::debug::WaitTag::REMOTE, deadline, |w| {
             with(|h| match h.remotes.borrow_mut().waiting.get_mut(&self.id) {
                 Some(state) if !state.done => state.waker = Some(w.clone()),
                 _ => {

@@ -66,6 +66,16 @@ impl Timers {
         self.map.is_empty()
     }
 
+    /// How many timers are pending (for `debug::run_info`).
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Every pending timer, earliest first (for `debug::run_info`).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Instant, &Action)> {
+        self.map.iter().map(|(k, a)| (k.0, a))
+    }
+
     /// Moves up to `max` timers due at `now` to `out`, earliest first.
     pub(crate) fn pop_due_into(&mut self, now: Instant, out: &mut VecDeque<Action>, max: usize) {
         for _ in 0..max {
@@ -104,7 +114,7 @@ mod tests {
             let ms = x % 50;
             let key = t.insert(base + Duration::from_millis(ms), logging(&log, seq));
             model.push((ms, seq, key));
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 let victim = model.remove((x as usize / 3) % model.len());
                 assert!(t.remove(victim.2).is_some());
                 assert!(t.remove(victim.2).is_none(), "removed once");

@@ -110,6 +110,30 @@ impl Resolve for (String, u16) {
 }
 impl ToSocketAddrs for (String, u16) {}
 
+/// The socket addresses `addr` names, in the order to try them (tokio's
+/// `lookup_host`, gevent's `getaddrinfo`): IP literals are parsed in place,
+/// host names looked up with `getaddrinfo` on the
+/// [blocking pool](crate::blocking), parking only the calling green thread.
+/// Errors read as std's `to_socket_addrs` do.
+///
+/// # Errors
+/// The lookup's error (an unknown name, no network, ...).
+///
+/// # Blocking
+/// Parks while a host name is looked up.
+///
+/// ```
+/// let addrs = greenhub::net::lookup_host(("localhost", 80)).unwrap();
+/// assert!(addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80));
+/// assert_eq!(greenhub::net::lookup_host("10.0.0.1:53").unwrap(), ["10.0.0.1:53".parse().unwrap()]);
+/// ```
+#[doc(alias = "getaddrinfo")]
+#[doc(alias = "gethostbyname")]
+#[doc(alias = "resolve")]
+pub fn lookup_host<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    addr.resolve()
+}
+
 /// A name lookup (std's, so errors read as std's do) on the blocking pool.
 fn lookup<A: net::ToSocketAddrs + Send + 'static>(name: A) -> io::Result<Vec<SocketAddr>> {
     crate::blocking::run(move || name.to_socket_addrs().map(Iterator::collect))

@@ -274,7 +274,7 @@ mod udp;
 mod unix;
 mod unix_datagram;
 
-pub use addr::ToSocketAddrs;
+pub use addr::{lookup_host, ToSocketAddrs};
 pub use tcp::{Incoming, TcpListener};
 pub use tcp_stream::TcpStream;
 pub use udp::UdpSocket;

@@ -36,7 +36,7 @@ pub(crate) struct Sock<S: AsFd> {
 impl<S: AsFd> Sock<S> {
     /// Wraps `io`, switching it to non-blocking mode and registering it.
     pub(crate) fn new(io: S) -> io::Result<Sock<S>> {
-        SockRef::from(&io).set_nonblocking(true)?;
+        crate::sys::adopt_socket(SockRef::from(&io))?;
         Sock::registered(io)
     }
 
@@ -117,16 +117,17 @@ impl<S: AsFd> Sock<S> {
         self.io(Direction::Read, |s| (&*SockRef::from(s)).read_vectored(bufs))
     }
 
-    /// `send` with `MSG_NOSIGNAL`: a closed peer is `EPIPE`, never SIGPIPE.
+    /// `send` with `MSG_NOSIGNAL` (`SO_NOSIGPIPE` on macOS): a closed peer
+    /// is `EPIPE`, never SIGPIPE.
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.io(Direction::Write, |s| {
-            SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL)
+            SockRef::from(s).send_with_flags(buf, crate::sys::SEND_FLAGS)
         })
     }
 
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.io(Direction::Write, |s| {
-            SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
+            SockRef::from(s).send_vectored_with_flags(bufs, crate::sys::SEND_FLAGS)
         })
     }
 

@@ -4,7 +4,7 @@ use std::io;
 use std::net::{self, SocketAddr};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
+use socket2::Domain;
 
 use super::addr::{each_addr, ToSocketAddrs};
 use super::sock::Sock;
@@ -74,7 +74,7 @@ impl TcpListener {
     /// ```
     pub fn bind_with_backlog<A: ToSocketAddrs>(addr: A, backlog: u32) -> io::Result<TcpListener> {
         let io = each_addr(&addr, |a| {
-            let socket = Socket::new(Domain::for_address(a), Type::STREAM.nonblocking(), None)?;
+            let socket = crate::sys::stream_socket(Domain::for_address(a), None)?;
             socket.set_reuse_address(true)?;
             socket.bind(&a.into())?;
             socket.listen(backlog.min(i32::MAX as u32) as i32)?;
@@ -141,7 +141,7 @@ impl TcpListener {
 
     fn accept_until(&self, deadline: Option<Instant>) -> io::Result<(TcpStream, SocketAddr)> {
         let (socket, addr) = self.inner.io_until(Direction::Read, deadline, |l| {
-            socket2::SockRef::from(l).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            crate::sys::accept(socket2::SockRef::from(l))
         })?;
         let addr = addr
             .as_socket()
@@ -197,6 +197,15 @@ impl TcpListener {
 }
 
 /// The iterator of [`TcpListener::incoming`]; never returns `None`.
+///
+/// ```
+/// use greenhub::net::{TcpListener, TcpStream};
+/// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// greenhub::spawn(move || { let _ = TcpStream::connect(addr); });
+/// let first = listener.incoming().next().unwrap().unwrap();
+/// assert_eq!(first.local_addr().unwrap(), addr);
+/// ```
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,

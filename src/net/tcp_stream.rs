@@ -4,7 +4,7 @@ use std::io;
 use std::net::{self, Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr};
 
 use super::addr::{each_addr, ToSocketAddrs};
 use super::sock::Sock;
@@ -45,15 +45,18 @@ io_methods!(
     "let l = greenhub::net::TcpListener::bind(\"127.0.0.1:0\").unwrap();\nlet s = greenhub::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();"
 );
 
-/// Connects to `addr` within `deadline`:
+/// Connects to `addr` within `deadline`, from `source` if given:
 /// a non-blocking `connect`, then the I/O loop waits for writability and
 /// reads the outcome from `SO_ERROR`.
-fn connect_addr(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking(),
-        Some(Protocol::TCP),
-    )?;
+fn connect_addr(
+    addr: SocketAddr,
+    deadline: Option<Instant>,
+    source: Option<SocketAddr>,
+) -> io::Result<TcpStream> {
+    let socket = crate::sys::stream_socket(Domain::for_address(addr), Some(Protocol::TCP))?;
+    if let Some(source) = source {
+        socket.bind(&SockAddr::from(source))?;
+    }
     let inner = Sock::registered(net::TcpStream::from(socket))?;
     let target = SockAddr::from(addr);
     let mut started = false;
@@ -96,7 +99,7 @@ impl TcpStream {
     /// # drop(stream);
     /// ```
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
-        each_addr(&addr, |a| connect_addr(a, None))
+        each_addr(&addr, |a| connect_addr(a, None, None))
     }
 
     /// Connects to `addr`, giving up after `timeout`.
@@ -123,7 +126,49 @@ impl TcpStream {
                 "cannot set a 0 duration timeout",
             ));
         }
-        connect_addr(*addr, Some(Instant::now() + timeout))
+        connect_addr(*addr, Some(Instant::now() + timeout), None)
+    }
+
+    /// Connects to `addr` (a name or an address), trying each address it
+    /// resolves to until one answers, all within `timeout` if one is given,
+    /// from the local address `source` if one is given (gevent's
+    /// `create_connection(address, timeout, source_address)`). The timeout
+    /// is one deadline for every try, not one per address; the name lookup
+    /// itself is not bounded by it.
+    ///
+    /// # Errors
+    /// `TimedOut` when the time is up; `InvalidInput` for a zero timeout;
+    /// the lookup's error; else the last address's OS error (binding
+    /// `source` to an address of the other family fails for that address).
+    ///
+    /// # Blocking
+    /// Parks while the name is looked up and the handshake completes.
+    ///
+    /// ```
+    /// use std::net::SocketAddr;
+    /// use std::time::Duration;
+    /// use greenhub::net::{TcpListener, TcpStream};
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let port = listener.local_addr().unwrap().port();
+    /// let from: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    /// let stream = TcpStream::connect_with(("localhost", port), Some(Duration::from_secs(5)), Some(from)).unwrap();
+    /// let (_conn, peer) = listener.accept().unwrap();
+    /// assert_eq!(stream.local_addr().unwrap(), peer);
+    /// ```
+    #[doc(alias = "create_connection")]
+    pub fn connect_with<A: ToSocketAddrs>(
+        addr: A,
+        timeout: Option<Duration>,
+        source: Option<SocketAddr>,
+    ) -> io::Result<TcpStream> {
+        if timeout.is_some_and(|t| t.is_zero()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        each_addr(&addr, |a| connect_addr(a, deadline, source))
     }
 
     /// Wraps a std stream: switches it to non-blocking mode and registers it

@@ -6,7 +6,7 @@ use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::{Domain, SockAddr};
 
 use super::sock::Sock;
 use super::tcp::DEFAULT_BACKLOG;
@@ -81,7 +81,7 @@ impl UnixListener {
     /// # std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
-        let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
+        let socket = crate::sys::stream_socket(Domain::UNIX, None)?;
         socket.bind(&SockAddr::unix(path)?)?;
         socket.listen(DEFAULT_BACKLOG as i32)?;
         Ok(UnixListener {
@@ -175,6 +175,17 @@ impl UnixListener {
 }
 
 /// The iterator of [`UnixListener::incoming`]; never returns `None`.
+///
+/// ```
+/// use greenhub::net::{UnixListener, UnixStream};
+/// let path = std::env::temp_dir().join(format!("greenhub-incoming-{}.sock", std::process::id()));
+/// let _ = std::fs::remove_file(&path);
+/// let listener = UnixListener::bind(&path).unwrap();
+/// let p = path.clone();
+/// greenhub::spawn(move || { let _ = UnixStream::connect(&p); });
+/// assert!(listener.incoming().next().unwrap().is_ok());
+/// std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug)]
 pub struct UnixIncoming<'a> {
     listener: &'a UnixListener,
@@ -214,7 +225,7 @@ impl UnixStream {
     /// ```
     pub fn connect<P: AsRef<Path>>(path: P) -> io::Result<UnixStream> {
         let addr = SockAddr::unix(path)?;
-        let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking(), None)?;
+        let socket = crate::sys::stream_socket(Domain::UNIX, None)?;
         let mut pause = Duration::from_millis(1);
         loop {
             match socket.connect(&addr) {

@@ -7,6 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
+use super::imap::{Imap, ImapUnordered, Runner};
 use crate::hub::{park, Wake, Waker};
 use crate::wait::KillOnDrop;
 use crate::{Greenlet, JoinHandle};
@@ -46,6 +47,8 @@ struct GroupInner {
 
 #[derive(Default)]
 struct Member {
+    /// The green thread's id, which `discard` and `contains` match.
+    id: u64,
     /// Set as it starts: the handle `kill` reaches it by.
     green: Option<Greenlet>,
     /// Killed before it started: it unwinds as it starts.
@@ -87,8 +90,16 @@ impl Drop for Membership {
             return;
         };
         let gone = group.members.borrow_mut().remove(&self.key);
-        let left = group.members.borrow().len();
-        group.waiters.borrow_mut().retain(|(most, w)| {
+        group.member_left();
+        drop(gone);
+    }
+}
+
+impl GroupInner {
+    /// Wakes the joiners and killers that now see few enough members.
+    fn member_left(&self) {
+        let left = self.members.borrow().len();
+        self.waiters.borrow_mut().retain(|(most, w)| {
             if left <= *most {
                 w.wake();
                 false
@@ -96,7 +107,6 @@ impl Drop for Membership {
                 w.is_waiting()
             }
         });
-        drop(gone);
     }
 }
 
@@ -119,12 +129,137 @@ impl Group {
     /// assert_eq!(h.join().unwrap(), 42);
     /// assert!(group.is_empty());
     /// ```
+    #[track_caller]
     pub fn spawn<T: 'static>(&self, f: impl FnOnce() -> T + 'static) -> JoinHandle<T> {
         let place = self.enter();
-        crate::spawn(move || {
+        let key = place.key;
+        let h = crate::spawn(move || {
             place.start();
             f()
-        })
+        });
+        if let Some(m) = self.inner.members.borrow_mut().get_mut(&key) {
+            m.id = h.id();
+        }
+        h
+    }
+
+    /// Takes a member out of the group without killing it (gevent's
+    /// `discard`): the group no longer joins or kills it. Returns whether it
+    /// was a member.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let group = greenhub::pool::Group::new();
+    /// let h = group.spawn(|| greenhub::sleep(Duration::from_millis(20)));
+    /// assert!(group.discard(&h));
+    /// assert!(group.is_empty() && !group.discard(&h));
+    /// group.kill(); // h is not a member: it goes on
+    /// assert!(h.join().is_ok());
+    /// ```
+    pub fn discard<T>(&self, handle: &JoinHandle<T>) -> bool {
+        let id = handle.id();
+        let key = self
+            .inner
+            .members
+            .borrow()
+            .iter()
+            .find(|(_, m)| m.id == id)
+            .map(|(k, _)| *k);
+        let Some(key) = key else { return false };
+        let gone = self.inner.members.borrow_mut().remove(&key);
+        self.inner.member_left();
+        drop(gone);
+        true
+    }
+
+    /// Whether the green thread of `handle` is a member (gevent's
+    /// `greenlet in group`).
+    ///
+    /// ```
+    /// let group = greenhub::pool::Group::new();
+    /// let h = group.spawn(|| ());
+    /// assert!(group.contains(&h));
+    /// greenhub::join_all([&h]);
+    /// assert!(!group.contains(&h));
+    /// ```
+    pub fn contains<T>(&self, handle: &JoinHandle<T>) -> bool {
+        let id = handle.id();
+        self.inner.members.borrow().values().any(|m| m.id == id)
+    }
+
+    /// Whether the running green thread is a member.
+    pub(super) fn contains_current(&self) -> bool {
+        let me = Greenlet::current().id();
+        self.inner.members.borrow().values().any(|m| m.id == me)
+    }
+
+    /// Runs `f` on every item, each in a member green thread, all at once,
+    /// and returns the results in input order (gevent's `Group.map`; a
+    /// [`Pool`](super::Pool) bounds how many run at once).
+    ///
+    /// # Panics
+    /// As [`Pool::map`](super::Pool::map).
+    ///
+    /// # Blocking
+    /// Parks the current green thread until every call has finished.
+    ///
+    /// ```
+    /// let group = greenhub::pool::Group::new();
+    /// assert_eq!(group.map(|x: u8| x + 1, [1, 2, 3]), [2, 3, 4]);
+    /// ```
+    pub fn map<A: 'static, T: 'static>(
+        &self,
+        f: impl Fn(A) -> T + 'static,
+        items: impl IntoIterator<Item = A>,
+    ) -> Vec<T> {
+        super::map_with(Runner::Group(self.clone()), f, items)
+    }
+
+    /// Like [`map`](Group::map), iterating over the results in input order
+    /// as they come (gevent's `Group.imap`). All calls start with the first
+    /// `next`; dropping the iterator early kills the calls it started.
+    ///
+    /// # Panics
+    /// As [`Pool::imap`](super::Pool::imap).
+    ///
+    /// # Blocking
+    /// `next` parks until the next call in input order has finished.
+    ///
+    /// ```
+    /// let group = greenhub::pool::Group::new();
+    /// let v: Vec<u8> = group.imap(|x: u8| x * 2, [3, 1]).collect();
+    /// assert_eq!(v, [6, 2]);
+    /// ```
+    pub fn imap<A: 'static, T: 'static, F: Fn(A) -> T + 'static, I: IntoIterator<Item = A>>(
+        &self,
+        f: F,
+        items: I,
+    ) -> Imap<T, F, I::IntoIter> {
+        Imap::new(Runner::Group(self.clone()), f, items.into_iter())
+    }
+
+    /// Like [`imap`](Group::imap), in the order the calls finish (gevent's
+    /// `Group.imap_unordered`).
+    ///
+    /// # Panics
+    /// As [`Pool::imap_unordered`](super::Pool::imap_unordered).
+    ///
+    /// # Blocking
+    /// `next` parks until a call has finished.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let group = greenhub::pool::Group::new();
+    /// let sleep_then = |ms: u64| { greenhub::sleep(Duration::from_millis(ms)); ms };
+    /// let order: Vec<u64> = group.imap_unordered(sleep_then, [90, 30, 60]).collect();
+    /// assert_eq!(order, [30, 60, 90]);
+    /// ```
+    pub fn imap_unordered<A: 'static, T: 'static, F: Fn(A) -> T + 'static, I: IntoIterator<Item = A>>(
+        &self,
+        f: F,
+        items: I,
+    ) -> ImapUnordered<T, F, I::IntoIter> {
+        ImapUnordered::new(Runner::Group(self.clone()), f, items.into_iter())
     }
 
     /// Adds a green thread spawned elsewhere: the group takes its handle,
@@ -205,6 +340,7 @@ impl Group {
     /// group.kill();
     /// assert!(group.join_timeout(Duration::ZERO));
     /// ```
+    #[must_use = "false means members are still running"]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.wait_emptied(Some(Instant::now() + timeout))
     }

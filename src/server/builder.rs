@@ -1,11 +1,12 @@
-//! [`ServerBuilder`]: the backlog and the bound on concurrent handlers.
+//! [`ServerBuilder`]: the backlog and the bound on concurrent handlers,
+//! for a [`StreamServer`] or a [`DatagramServer`].
 
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use super::{Shared, StreamServer, DEFAULT_BACKLOG};
-use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
+use super::{Datagram, DatagramServer, Shared, StreamServer, DEFAULT_BACKLOG};
+use crate::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 
 /// Sets the backlog and the bound on concurrent handlers before creating a
 /// [`StreamServer`]; from [`StreamServer::builder`].
@@ -118,9 +119,54 @@ impl ServerBuilder {
     where
         F: Fn(TcpStream, SocketAddr) + 'static,
     {
-        let shared = Shared::new(listener, Rc::new(handler), self.max_handlers)?;
+        let local_addr = listener.local_addr()?;
+        let shared = Shared::new(listener, local_addr, Rc::new(handler), self.max_handlers);
         Ok(StreamServer {
             shared: Rc::new(shared),
         })
+    }
+
+    /// Binds a UDP socket to `addr`, for a [`DatagramServer`] running
+    /// `handler` per datagram, at most `max_handlers` at once (the backlog
+    /// does not apply).
+    ///
+    /// # Errors
+    /// The errors of binding.
+    ///
+    /// # Blocking
+    /// May park while a host name in `addr` is resolved.
+    ///
+    /// ```
+    /// let server = greenhub::server::ServerBuilder::new()
+    ///     .max_handlers(64)
+    ///     .bind_datagram("127.0.0.1:0", |_dgram, _peer| {})
+    ///     .unwrap();
+    /// # drop(server);
+    /// ```
+    pub fn bind_datagram<A, F>(self, addr: A, handler: F) -> io::Result<DatagramServer>
+    where
+        A: ToSocketAddrs,
+        F: Fn(Datagram, SocketAddr) + 'static,
+    {
+        self.datagram_socket(UdpSocket::bind(addr)?, handler)
+    }
+
+    /// A [`DatagramServer`] on a socket the caller made.
+    ///
+    /// # Errors
+    /// When the socket's local address cannot be read.
+    ///
+    /// ```
+    /// let socket = greenhub::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let server = greenhub::server::ServerBuilder::new()
+    ///     .datagram_socket(socket, |_dgram, _peer| {})
+    ///     .unwrap();
+    /// # drop(server);
+    /// ```
+    pub fn datagram_socket<F>(self, socket: UdpSocket, handler: F) -> io::Result<DatagramServer>
+    where
+        F: Fn(Datagram, SocketAddr) + 'static,
+    {
+        DatagramServer::from_parts(socket, Rc::new(handler), self.max_handlers)
     }
 }

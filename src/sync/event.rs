@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::waiters::WaitList;
+use crate::debug::WaitTag;
 use crate::hub::{Wake, Waker};
 use crate::wait::Waitable;
 
@@ -119,6 +120,7 @@ impl Event {
     /// e.set();
     /// assert!(e.wait_timeout(Duration::from_millis(5)));
     /// ```
+    #[must_use = "false means the event was not set in time"]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         self.wait_until(Some(Instant::now() + timeout))
     }
@@ -128,7 +130,7 @@ impl Event {
             if self.flag.get() {
                 return true;
             }
-            match self.waiters.wait(deadline, None, drop) {
+            match self.waiters.wait_as(WaitTag::EVENT, deadline, None, drop) {
                 (Some(()), _) => return true,
                 (None, Wake::TimedOut) => return self.flag.get(),
                 (None, Wake::Ready) => {}

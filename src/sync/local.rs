@@ -34,6 +34,7 @@ type Slots<T> = Rc<RefCell<HashMap<u64, Rc<T>>>>;
 /// let counts: Vec<i32> = hs.into_iter().map(|h| h.join().unwrap()).collect();
 /// assert_eq!(counts, [1, 2, 3]); // each counted only its own increments
 /// ```
+#[doc(alias = "local")]
 pub struct Local<T> {
     init: Box<dyn Fn() -> T>,
     /// Shared with each green thread's exit hook, weakly.

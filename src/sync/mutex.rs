@@ -34,12 +34,21 @@ use crate::Elapsed;
 /// greenhub::join_all(&hs);
 /// assert_eq!(*log.lock(), [0, 0, 1, 1, 2, 2]);
 /// ```
+#[doc(alias = "Lock")]
 pub struct Mutex<T> {
     permit: Permits,
     value: RefCell<T>,
 }
 
 /// Access to a [`Mutex`]'s value; dropping it unlocks.
+///
+/// ```
+/// let m = greenhub::sync::Mutex::new(vec![1]);
+/// let mut guard = m.lock();
+/// guard.push(2); // DerefMut to the value
+/// drop(guard); // unlocked
+/// assert_eq!(*m.lock(), [1, 2]);
+/// ```
 #[must_use = "dropping the guard unlocks at once"]
 pub struct MutexGuard<'a, T> {
     // Declared first so the borrow ends before the permit goes back.
@@ -95,6 +104,7 @@ impl<T> Mutex<T> {
     /// drop(held);
     /// assert!(m.try_lock().is_some());
     /// ```
+    #[must_use = "dropping the guard unlocks at once"]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
         self.permit.try_acquire().map(|p| self.guard(p))
     }

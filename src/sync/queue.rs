@@ -9,9 +9,20 @@ use std::time::{Duration, Instant};
 
 use super::storage::Storage;
 use super::waiters::WaitList;
+use crate::debug::WaitTag;
 use crate::hub::Wake;
 
 /// Why an item could not be put; the item comes back inside.
+///
+/// ```
+/// use greenhub::sync::{PutError, Queue};
+/// let q = Queue::bounded(1);
+/// q.put("a").unwrap();
+/// match q.try_put("b") {
+///     Err(PutError::Full(item)) => assert_eq!(item, "b"), // not lost
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[derive(PartialEq, Eq)]
 pub enum PutError<T> {
     /// [`try_put`](GenericQueue::try_put): the queue is full (for a
@@ -61,6 +72,14 @@ impl<T> fmt::Display for PutError<T> {
 impl<T> std::error::Error for PutError<T> {}
 
 /// Why no item could be taken.
+///
+/// ```
+/// use greenhub::sync::{GetError, Queue};
+/// let q = Queue::<u8>::new();
+/// assert_eq!(q.try_get(), Err(GetError::Empty));
+/// q.close();
+/// assert_eq!(q.get(), Err(GetError::Closed));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GetError {
     /// [`try_get`](GenericQueue::try_get): the queue is empty.
@@ -86,6 +105,14 @@ impl std::error::Error for GetError {}
 
 /// [`task_done`](GenericQueue::task_done) was called more times than items
 /// were put.
+///
+/// ```
+/// let q = greenhub::sync::Queue::new();
+/// q.put(1).unwrap();
+/// q.get().unwrap();
+/// assert!(q.task_done().is_ok());
+/// assert_eq!(q.task_done(), Err(greenhub::sync::TaskDoneError));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskDoneError;
 
@@ -225,7 +252,10 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
                 Err(item) => item,
             };
             // A killed putter's item was never put: dropping it is right.
-            item = match self.putters.wait(deadline, Some(item), drop) {
+            item = match self
+                .putters
+                .wait_as(WaitTag::QUEUE_PUT, deadline, Some(item), drop)
+            {
                 (None, _) => return Ok(()),
                 (Some(item), Wake::TimedOut) if !self.closed.get() => return Err(PutError::TimedOut(item)),
                 (Some(item), _) => item,
@@ -310,13 +340,55 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
         }
     }
 
+    /// Runs `f` on the item the next [`get`](GenericQueue::get) would take,
+    /// without taking it (gevent's `peek(block=False)`); `None` if the queue
+    /// holds none. Never parks. The item is borrowed for the length of `f`,
+    /// which must not touch the queue (it would panic: the queue is
+    /// borrowed). A [`Channel`](super::Channel) stores no items, so it has
+    /// none to show; an item offered by a parked putter of a full bounded
+    /// queue is not shown either, only stored ones.
+    ///
+    /// ```
+    /// let q = greenhub::sync::Queue::new();
+    /// assert_eq!(q.peek_with(|s: &String| s.len()), None);
+    /// q.put(String::from("first")).unwrap();
+    /// q.put(String::from("second")).unwrap();
+    /// assert_eq!(q.peek_with(|s| s.len()), Some(5));
+    /// assert_eq!(q.len(), 2); // nothing taken
+    /// ```
+    #[doc(alias = "peek_nowait")]
+    pub fn peek_with<R>(&self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        self.items.borrow().peek().map(f)
+    }
+
+    /// A clone of the item the next [`get`](GenericQueue::get) would take,
+    /// as [`peek_with`](GenericQueue::peek_with); `None` if there is none.
+    ///
+    /// ```
+    /// let q = greenhub::sync::PriorityQueue::new();
+    /// q.put(3).unwrap();
+    /// q.put(1).unwrap();
+    /// assert_eq!(q.peek(), Some(1)); // smallest first
+    /// assert_eq!(q.get().unwrap(), 1);
+    /// ```
+    #[must_use]
+    pub fn peek(&self) -> Option<T>
+    where
+        T: Clone,
+    {
+        self.peek_with(T::clone)
+    }
+
     fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetError> {
         loop {
             match self.try_get() {
                 Err(GetError::Empty) => {}
                 done => return done,
             }
-            match self.getters.wait(deadline, None, |item| self.give_back(item)) {
+            match self
+                .getters
+                .wait_as(WaitTag::QUEUE_GET, deadline, None, |item| self.give_back(item))
+            {
                 (Some(item), _) => return Ok(item),
                 (None, Wake::TimedOut) => return Err(GetError::TimedOut),
                 (None, Wake::Ready) => {}
@@ -451,13 +523,14 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
     /// q.put(1).unwrap();
     /// assert!(!q.join_timeout(std::time::Duration::from_millis(5)));
     /// ```
+    #[must_use = "false means items are still unfinished"]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         self.join_until(Some(Instant::now() + timeout))
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> bool {
         while self.unfinished.get() > 0 {
-            match self.joiners.wait(deadline, None, drop) {
+            match self.joiners.wait_as(WaitTag::QUEUE_JOIN, deadline, None, drop) {
                 (Some(()), _) => return true,
                 (None, Wake::TimedOut) => return self.unfinished.get() == 0,
                 (None, Wake::Ready) => {}

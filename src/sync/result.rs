@@ -8,10 +8,19 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::waiters::WaitList;
+use crate::debug::WaitTag;
 use crate::hub::{Wake, Waker};
 use crate::wait::Waitable;
 
 /// Why [`AsyncResult::get`] (or its variants) has no value to return.
+///
+/// ```
+/// use greenhub::sync::{AsyncError, AsyncResult};
+/// let r = AsyncResult::<u8>::new();
+/// assert!(matches!(r.try_get(), Err(AsyncError::NotReady)));
+/// r.cancel();
+/// assert!(matches!(r.get(), Err(AsyncError::Cancelled)));
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub enum AsyncError {
@@ -58,6 +67,14 @@ impl Error for AsyncError {
 }
 
 /// Where an [`AsyncResult`] is in its life (asyncio's future states).
+///
+/// ```
+/// use greenhub::sync::{AsyncResult, ResultState};
+/// let r = AsyncResult::new();
+/// assert_eq!(r.state(), ResultState::Pending);
+/// r.set(1);
+/// assert_eq!(r.state(), ResultState::Done);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResultState {
     /// Not completed yet.
@@ -329,7 +346,8 @@ impl<T: Clone + 'static> AsyncResult<T> {
                 Err(AsyncError::NotReady) => {}
                 done => return done,
             }
-            if let (None, Wake::TimedOut) = self.shared.waiters.wait(deadline, None, drop) {
+            if let (None, Wake::TimedOut) = self.shared.waiters.wait_as(WaitTag::RESULT, deadline, None, drop)
+            {
                 return match self.try_get() {
                     Err(AsyncError::NotReady) => Err(AsyncError::TimedOut),
                     done => done,

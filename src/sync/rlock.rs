@@ -33,6 +33,13 @@ pub struct RLock<T> {
 }
 
 /// One level of an [`RLock`] hold; dropping the last one unlocks.
+///
+/// ```
+/// let lock = greenhub::sync::RLock::new(5);
+/// let outer = lock.lock();
+/// let inner = lock.lock(); // the owner may take it again
+/// assert_eq!(*inner + *outer, 10);
+/// ```
 #[must_use = "dropping the guard unlocks at once"]
 pub struct RLockGuard<'a, T> {
     lock: &'a RLock<T>,
@@ -88,6 +95,7 @@ impl<T> RLock<T> {
     /// let other = greenhub::spawn(move || l.try_lock().is_some());
     /// assert!(!other.join().unwrap());
     /// ```
+    #[must_use = "dropping the guard unlocks at once"]
     pub fn try_lock(&self) -> Option<RLockGuard<'_, T>> {
         let me = Greenlet::current().id();
         if self.reenter(me) {

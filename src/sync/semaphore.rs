@@ -7,6 +7,7 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use super::waiters::WaitList;
+use crate::debug::WaitTag;
 use crate::hub::Wake;
 use crate::Elapsed;
 
@@ -52,7 +53,10 @@ impl Permits {
             if self.try_take() {
                 return true;
             }
-            match self.waiters.wait(deadline, None, |()| self.put_back()) {
+            match self
+                .waiters
+                .wait_as(WaitTag::LOCK, deadline, None, |()| self.put_back())
+            {
                 (Some(()), _) => return true,
                 (None, Wake::TimedOut) => return false,
                 (None, Wake::Ready) => {}
@@ -108,6 +112,11 @@ impl fmt::Debug for Permits {
 
 /// [`BoundedSemaphore::release`] would have raised the count above its
 /// initial value.
+///
+/// ```
+/// let sem = greenhub::sync::BoundedSemaphore::new(1);
+/// assert_eq!(sem.release(), Err(greenhub::sync::ReleaseError));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReleaseError;
 
@@ -123,6 +132,14 @@ impl std::error::Error for ReleaseError {}
 /// returns the permit (to the first parked waiter, if any). It is dropped
 /// when its green thread is killed or times out while holding it, so a dying
 /// holder never leaks a permit.
+///
+/// ```
+/// let sem = greenhub::sync::Semaphore::new(1);
+/// let permit = sem.acquire();
+/// assert_eq!(sem.available(), 0);
+/// drop(permit);
+/// assert_eq!(sem.available(), 1);
+/// ```
 #[must_use = "dropping the permit returns it at once"]
 pub struct SemaphorePermit<'a> {
     permits: &'a Permits,
@@ -216,6 +233,7 @@ impl Semaphore {
     /// let held = sem.try_acquire().unwrap();
     /// assert!(sem.try_acquire().is_none());
     /// ```
+    #[must_use = "dropping the permit returns it at once"]
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
         self.permits.try_acquire()
     }

@@ -16,6 +16,7 @@ use super::queue::GenericQueue;
 /// q.put(2).unwrap();
 /// assert_eq!(q.get().unwrap(), 1);
 /// ```
+#[doc(alias = "JoinableQueue")]
 pub type Queue<T> = GenericQueue<T, Fifo<T>>;
 
 /// A LIFO queue (gevent's `LifoQueue`): the newest item comes out first.
@@ -53,6 +54,18 @@ pub type Channel<T> = GenericQueue<T, Rendezvous<T>>;
 
 /// How a queue stores its items: which one comes out next. Implemented by
 /// [`Fifo`], [`Lifo`], [`Priority`] and [`Rendezvous`]; sealed.
+///
+/// ```
+/// use greenhub::sync::{GenericQueue, Storage};
+/// // Code generic over every kind of queue.
+/// fn drain<T, S: Storage<T>>(q: &GenericQueue<T, S>) -> Vec<T> {
+///     std::iter::from_fn(|| q.try_get().ok()).collect()
+/// }
+/// let q = greenhub::sync::LifoQueue::new();
+/// q.put(1).unwrap();
+/// q.put(2).unwrap();
+/// assert_eq!(drain(&q), [2, 1]);
+/// ```
 pub trait Storage<T>: sealed::Ops<T> {}
 
 pub(crate) mod sealed {
@@ -63,6 +76,8 @@ pub(crate) mod sealed {
         /// Puts back an item that was taken but not delivered, so that it
         /// comes out next again.
         fn unpop(&mut self, item: T);
+        /// The item `pop` would take next.
+        fn peek(&self) -> Option<&T>;
         fn len(&self) -> usize;
     }
 }
@@ -135,6 +150,9 @@ impl<T> sealed::Ops<T> for Fifo<T> {
     fn unpop(&mut self, item: T) {
         self.0.push_front(item);
     }
+    fn peek(&self) -> Option<&T> {
+        self.0.front()
+    }
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -149,6 +167,9 @@ impl<T> sealed::Ops<T> for Rendezvous<T> {
     }
     fn unpop(&mut self, item: T) {
         self.0.unpop(item);
+    }
+    fn peek(&self) -> Option<&T> {
+        self.0.peek()
     }
     fn len(&self) -> usize {
         self.0.len()
@@ -165,6 +186,9 @@ impl<T> sealed::Ops<T> for Lifo<T> {
     fn unpop(&mut self, item: T) {
         self.0.push(item);
     }
+    fn peek(&self) -> Option<&T> {
+        self.0.last()
+    }
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -179,6 +203,9 @@ impl<T: Ord> sealed::Ops<T> for Priority<T> {
     }
     fn unpop(&mut self, item: T) {
         self.push(item);
+    }
+    fn peek(&self) -> Option<&T> {
+        self.0.peek().map(|Reverse(x)| x)
     }
     fn len(&self) -> usize {
         self.0.len()

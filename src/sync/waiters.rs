@@ -20,6 +20,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::debug::WaitTag;
 use crate::hub::{self, Wake, Waker};
 
 /// One parked green thread: how to wake it and what it was handed (or is
@@ -120,8 +121,21 @@ impl<T> WaitList<T> {
     ///
     /// If the park unwinds (kill, `with_timeout`), whatever the slot holds
     /// goes to `give_back`.
+    #[allow(dead_code)] // every caller in greenhub says what it waits on (`wait_as`)
     pub(crate) fn wait(
         &self,
+        deadline: Option<Instant>,
+        offer: Option<T>,
+        give_back: impl FnOnce(T),
+    ) -> (Option<T>, Wake) {
+        self.wait_as(WaitTag::PARK, deadline, offer, give_back)
+    }
+
+    /// [`wait`](WaitList::wait), saying what it waits on (for
+    /// `debug::run_info`).
+    pub(crate) fn wait_as(
+        &self,
+        tag: WaitTag,
         deadline: Option<Instant>,
         offer: Option<T>,
         give_back: impl FnOnce(T),
@@ -131,7 +145,7 @@ impl<T> WaitList<T> {
             entry: None,
             give_back: Some(give_back),
         };
-        let why = hub::park(deadline, |w| {
+        let why = hub::park_as(tag, deadline, |w| {
             let entry = self.entry(w, offer);
             self.push(entry.clone());
             pending.entry = Some(entry);

@@ -29,7 +29,13 @@ pub(crate) struct Event {
     /// The peer hung up (or an error is pending): reads reach EOF or the
     /// error without further events.
     pub(crate) hangup: bool,
+    /// An error the poller took off the socket: never here (epoll leaves
+    /// it for the next operation); see `kqueue.rs`.
+    pub(crate) error: i32,
 }
+
+/// Whether events may carry an `error` taken off the socket: not on epoll.
+pub(crate) const TAKES_SOCKET_ERRORS: bool = false;
 
 /// How many events one wait takes at most; more wait for the next turn.
 /// 1024 (12 KiB, on the root stack, where the hub runs): a server with a
@@ -94,6 +100,7 @@ impl Poller {
                 readable: failed || bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) != 0,
                 writable: failed || bits & libc::EPOLLOUT != 0,
                 hangup: failed || bits & libc::EPOLLRDHUP != 0,
+                error: 0,
             });
         }
     }
@@ -138,24 +145,26 @@ impl Poller {
     }
 }
 
-/// An eventfd: how other OS threads wake the hub's poller.
-pub(crate) struct EventFd {
+/// How other OS threads wake the hub's poller: an eventfd the poller
+/// watches. `Send + Sync`.
+pub(crate) struct Notifier {
     fd: OwnedFd,
 }
 
-impl EventFd {
-    pub(crate) fn new() -> io::Result<EventFd> {
+impl Poller {
+    /// A way for other OS threads to wake this poller: a fresh eventfd,
+    /// added with `token`. One per poller (the hub's inbox).
+    pub(crate) fn notifier(&self, token: u64) -> io::Result<Notifier> {
         // SAFETY: eventfd takes no pointers; the result is checked.
         let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(EventFd { fd })
+        self.add(fd.as_raw_fd(), token)?;
+        Ok(Notifier { fd })
     }
+}
 
-    pub(crate) fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-
+impl Notifier {
     /// Makes the fd readable (from any thread). A full counter (EAGAIN)
     /// means it is readable already, which is all a notify needs.
     pub(crate) fn notify(&self) {

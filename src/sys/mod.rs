@@ -29,7 +29,27 @@
 //! - tests only: `resident_bytes()` here, `set_address_space_limit(bytes)`
 //!   in `unix.rs`.
 //!
-//! For the hub: `Poller` (`epoll.rs` on Linux).
+//! For the hub: `Poller`, its `Event`s and its `Notifier` (the wake from
+//! other OS threads): `epoll.rs` on Linux, `kqueue.rs` on macOS and FreeBSD,
+//! and on Linux with the `kqueue-on-linux` feature (through libkqueue, so
+//! that the kqueue poller is tested on Linux machines).
+//!
+//! For sockets (`net.rs`): `stream_socket`, `accept`, `adopt_socket`,
+//! `SEND_FLAGS` and `set_reuse_port`, which hide `SOCK_NONBLOCK`,
+//! `accept4`, `MSG_NOSIGNAL`/`SO_NOSIGPIPE` and `SO_REUSEPORT(_LB)`.
+//!
+//! For `select.rs`: `poll_now(fds)` (unix.rs): which fds are ready, without
+//! waiting.
+
+// The one message an unsupported target gets. kqueue carries 64-bit tokens
+// in `udata`, so its systems must be 64-bit.
+#[cfg(not(any(
+    target_os = "linux",
+    all(any(target_os = "macos", target_os = "freebsd"), target_pointer_width = "64")
+)))]
+compile_error!(
+    "greenhub supports Linux, macOS (x86_64, aarch64) and 64-bit FreeBSD; this target is none of them"
+);
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -53,14 +73,31 @@ pub(crate) use other::{install_light_guards, light_guards_supported, mapping_cou
 pub(crate) use unix::set_address_space_limit;
 pub(crate) use unix::{
     abort, address_space_limit, discard, ensure_alt_stack, install_fault_handler, map_stack_region,
-    page_size, protect_guard, unmap, write_stderr,
+    page_size, poll_now, protect_guard, unmap, write_stderr,
 };
 
-// The poller (hub.rs): epoll on Linux.
-#[cfg(target_os = "linux")]
+// The poller (hub/): epoll on Linux, kqueue on macOS and FreeBSD, or on
+// Linux through libkqueue when the `kqueue-on-linux` feature asks for it.
+#[cfg(all(target_os = "linux", not(feature = "kqueue-on-linux")))]
 mod epoll;
-#[cfg(target_os = "linux")]
-pub(crate) use epoll::{Event, EventFd, Poller};
+#[cfg(all(target_os = "linux", not(feature = "kqueue-on-linux")))]
+pub(crate) use epoll::{Event, Notifier, Poller, TAKES_SOCKET_ERRORS};
+#[cfg(any(
+    target_os = "macos",
+    target_os = "freebsd",
+    all(target_os = "linux", feature = "kqueue-on-linux")
+))]
+mod kqueue;
+#[cfg(any(
+    target_os = "macos",
+    target_os = "freebsd",
+    all(target_os = "linux", feature = "kqueue-on-linux")
+))]
+pub(crate) use kqueue::{Event, Notifier, Poller, TAKES_SOCKET_ERRORS};
+
+// Sockets (net/, runtime.rs): the same flags and options everywhere.
+mod net;
+pub(crate) use net::{accept, adopt_socket, set_reuse_port, stream_socket, SEND_FLAGS};
 
 // Signals through a self-pipe (signal.rs); every Unix.
 pub(crate) mod signal;

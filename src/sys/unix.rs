@@ -298,3 +298,21 @@ pub(crate) fn abort() -> ! {
     // SAFETY: abort has no preconditions and never returns.
     unsafe { libc::abort() }
 }
+
+/// Which of `fds` are ready now, without waiting: poll(2) with a zero
+/// timeout, filling each entry's `revents` (for `select.rs`, which parks on
+/// the hub itself when none is).
+pub(crate) fn poll_now(fds: &mut [libc::pollfd]) -> io::Result<()> {
+    loop {
+        // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfds,
+        // and a zero timeout never blocks.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if n >= 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
