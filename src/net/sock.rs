@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
+use super::lend::Lent;
 use crate::hub::io::{Direction, Registration};
 
 /// A std socket (`S`) driven by the hub.
@@ -125,6 +126,22 @@ impl<S: AsFd> Sock<S> {
             self.reg.mark_drained();
         }
         Ok(n)
+    }
+
+    /// A stream read into a buffer lent only while data is there (see
+    /// `lend`): waits for data holding no buffer, then reads into a lent
+    /// one and runs `f` on the bytes read (none: end of file).
+    pub(crate) fn read_with<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> io::Result<R> {
+        let (mut buf, n) = self.io(Direction::Read, |s| {
+            // On `WouldBlock` the buffer goes back before the park.
+            let mut buf = Lent::take();
+            let n = (&*SockRef::from(s)).read(&mut buf)?;
+            Ok((buf, n))
+        })?;
+        if n > 0 && n < buf.len() && !self.nonblocking.get() {
+            self.reg.mark_drained();
+        }
+        Ok(f(&mut buf[..n]))
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

@@ -309,6 +309,43 @@ fn mprotect_fallback_via_env() {
     overflow_on(Stack::new(32 * 1024).unwrap(), "fallback", 3);
 }
 
+/// Slots are carved and guarded `CARVE_BATCH` at a time: the ones handed
+/// out later from `fresh` are guarded too, and come in address order.
+#[test]
+fn every_slot_of_a_carved_batch_is_guarded() {
+    if guard_mode() != GuardMode::Slab {
+        return;
+    }
+    if std::env::var_os(CHILD_ENV).is_none() {
+        for which in ["second", "last"] {
+            let test = "every_slot_of_a_carved_batch_is_guarded";
+            let output = rerun_in_child(test, &[("GREENHUB_TEST_SLOT", which)]).unwrap();
+            assert_died_by(&output, libc::SIGABRT);
+            let expected = format!("green thread '{which}' (#11) overflowed its 192 KiB stack\n");
+            assert!(
+                stderr(&output).contains(&expected),
+                "{which}: {}",
+                stderr(&output)
+            );
+        }
+        return;
+    }
+    const SIZE: usize = 192 * 1024; // a class of its own: a fresh batch
+    let mut stacks: Vec<Stack> = (0..CARVE_BATCH).map(|_| Stack::new(SIZE).unwrap()).collect();
+    for pair in stacks.windows(2) {
+        assert_eq!(
+            top(&pair[1]),
+            top(&pair[0]) + SIZE + guard_size(),
+            "address order"
+        );
+    }
+    let (stack, name) = match std::env::var("GREENHUB_TEST_SLOT").as_deref() {
+        Ok("second") => (stacks.swap_remove(1), "second"),
+        _ => (stacks.pop().unwrap(), "last"),
+    };
+    overflow_on(stack, name, 11);
+}
+
 #[test]
 fn guard_survives_memory_release() {
     if guard_mode() != GuardMode::Slab {
