@@ -792,7 +792,11 @@ impl Hub {
 ///
 /// # Errors
 /// If a fresh epoll instance or eventfd cannot be made, or an fd cannot be
-/// added again.
+/// added again. On the kqueue poller (macOS, FreeBSD, and Linux with the
+/// `kqueue-on-linux` feature) it is not supported yet: the blocking pool is
+/// reset, then `ErrorKind::Unsupported` says so (a BSD child inherits no
+/// kqueue at all, and libkqueue's own threads do not survive a fork), so
+/// the child must not use the hub's I/O or timers.
 ///
 /// ```no_run
 /// // SAFETY: the child only calls async-signal-safe-enough greenhub code
