@@ -258,7 +258,9 @@ impl Registration {
     pub(crate) fn mark_drained(&self) {
         with(|h| {
             if let Some(slot) = h.io.borrow_mut().slot(self.token) {
-                slot.drained = !slot.hangup && !slot.urgent;
+                // Without urgent-data events (kqueue) a short read may have
+                // stopped at an urgent mark: never park on it first there.
+                slot.drained = Poller::REPORTS_URGENT && !slot.hangup && !slot.urgent;
             }
         });
     }

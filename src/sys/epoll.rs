@@ -58,6 +58,10 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl Poller {
+    /// Urgent data (`MSG_OOB`) is reported (`EPOLLPRI`, `Event::urgent`),
+    /// so the hub may trust a short stream read to mean "drained".
+    pub(crate) const REPORTS_URGENT: bool = true;
+
     pub(crate) fn new() -> io::Result<Poller> {
         // SAFETY: epoll_create1 takes no pointers; the result is checked.
         let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;

@@ -211,6 +211,12 @@ fn apply(kq: RawFd, changes: &[ffi::kevent]) -> io::Result<()> {
 }
 
 impl Poller {
+    /// Urgent data is not watched for (`Event::urgent` is always false):
+    /// a read that stops short at the urgent mark leaves data queued with
+    /// no event to come, so the hub must not take a short read to mean
+    /// "drained" on this poller.
+    pub(crate) const REPORTS_URGENT: bool = false;
+
     /// After `fork` (see `reinit_after_fork`): not supported with kqueue
     /// yet (a BSD child does not inherit the kqueue at all, so the hub
     /// would need a new one with every fd added again).
