@@ -10,8 +10,8 @@
 use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use crate::hub::remote::RemoteWait;
@@ -37,9 +37,33 @@ struct Pool {
     work: Condvar,
 }
 
+/// The pool, made on first use; replaced by a fresh one in a forked child
+/// (see `reinit_after_fork`), the old one leaked (its threads live only in
+/// the parent, and its lock may have been held by one of them at the fork).
+static POOL: AtomicPtr<Pool> = AtomicPtr::new(std::ptr::null_mut());
+
 fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(Pool::default)
+    let p = POOL.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: a non-null POOL comes from `Box::leak`, never freed.
+        return unsafe { &*p };
+    }
+    let fresh = Box::into_raw(Box::default());
+    match POOL.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: just leaked, and stored for good.
+        Ok(_) => unsafe { &*fresh },
+        Err(theirs) => {
+            // SAFETY: `fresh` was never shared; `theirs` is a leaked pool.
+            drop(unsafe { Box::from_raw(fresh) });
+            // SAFETY: as above: leaked, never freed.
+            unsafe { &*theirs }
+        }
+    }
+}
+
+/// In a forked child: forgets the parent's pool (see `POOL`).
+pub(crate) fn reinit_after_fork() {
+    POOL.store(std::ptr::null_mut(), Ordering::Release);
 }
 
 impl Pool {
@@ -144,6 +168,10 @@ pub fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
             !wait.is_done(),
             "greenhub: the blocking pool lost a job without running it"
         );
-        wait.park(None);
+        if wait.park(None) == crate::hub::Wake::TimedOut {
+            // The caller unwinds, so the hub cannot run (parks return at
+            // once): wait for the pool's thread on this OS thread instead.
+            std::thread::sleep(std::time::Duration::from_micros(100));
+        }
     }
 }

@@ -56,6 +56,11 @@
 //! `false`": for several items, what did finish is the useful answer, as
 //! gevent's `wait(timeout=)` and `select` return it.
 //!
+//! A timeout whose deadline lies past what `Instant` can hold
+//! (`Duration::MAX` and the like) means "never": the call waits as its
+//! untimed form does (`call_later`/`spawn_later` never come due), instead
+//! of panicking on std's overflow.
+//!
 //! ```
 //! use std::time::Duration;
 //! use greenhub::sync::{Event, GetError, Queue};
@@ -66,6 +71,76 @@
 //! assert!(greenhub::join_all_timeout([&h], short).is_empty()); // the part that finished
 //! h.kill();
 //! ```
+//!
+//! # Rules for destructors
+//!
+//! A kill ([`JoinHandle::kill`], [`Greenlet::kill`]) or an expired
+//! [`with_timeout`] unwinds the target green thread with a panic payload,
+//! running its destructors. Two facts of Rust constrain what a destructor
+//! may do then: the unwinder cannot take a second panic out of a destructor
+//! that runs during unwinding (the process aborts: "panic in a destructor
+//! during cleanup"), and std's panic count, which `std::thread::panicking()`
+//! reads and which poisons a `std::sync::Mutex` whose guard is dropped while
+//! it is raised, belongs to the OS thread, shared by all its green threads,
+//! and cannot be saved and restored around a switch on stable Rust.
+//!
+//! So **a green thread that is unwinding never switches away**. While
+//! `std::thread::panicking()` is true in it, every park it makes returns at
+//! once as if its deadline had passed:
+//! - [`sleep`] and [`yield_now`] return at once;
+//! - I/O is tried once: a read or write that would block fails with
+//!   `ErrorKind::TimedOut`;
+//! - waits report a timeout: `wait_timeout` gives false, [`Event::wait`]
+//!   returns, `Queue::get` gives `GetError::TimedOut`, [`JoinHandle::join`]
+//!   of a green thread still running gives [`JoinError::TimedOut`], and
+//!   `kill` requests the kill without waiting for it to land;
+//! - waits that can report nothing (`Mutex::lock`, `RLock::lock`,
+//!   `Semaphore::acquire`, `Pool::spawn` on a full pool) succeed if that
+//!   needs no waiting and otherwise panic with a message saying so (which,
+//!   from a destructor during unwinding, aborts, as a deadlock would have
+//!   hung): use their `try_` or `_timeout` forms in destructors;
+//! - an explicit [`Greenlet::try_switch`] is refused with
+//!   [`SwitchError::Unwinding`]; dropping or killing a paused greenlet
+//!   still unwinds it (it comes straight back).
+//!
+//! Therefore no kill or timeout can reach a green thread while it unwinds
+//! (one aimed at it stays pending until the unwind is over, or is moot once
+//! it has ended), and no other green thread ever runs with the panic count
+//! raised. gevent lets a `finally` block wait; in Rust, cleanup that must
+//! wait for another green thread belongs in the normal path (before the
+//! scope ends), or in a green thread spawned from the destructor, which
+//! runs once the unwind is over:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! struct Flush;
+//! impl Drop for Flush {
+//!     fn drop(&mut self) {
+//!         if std::thread::panicking() {
+//!             // Blocking here would not wait: hand the slow part over.
+//!             greenhub::spawn(|| greenhub::sleep(Duration::from_millis(1)));
+//!         } else {
+//!             greenhub::sleep(Duration::from_millis(1)); // waits as usual
+//!         }
+//!     }
+//! }
+//!
+//! let h = greenhub::spawn(|| {
+//!     let _f = Flush;
+//!     greenhub::sleep(Duration::from_secs(60));
+//! });
+//! greenhub::yield_now();
+//! h.kill(); // its destructor runs; a second kill could not reach it
+//! assert!(h.join().unwrap_err().is_killed());
+//! ```
+//!
+//! Values nobody will take are dropped where blocking and panicking are
+//! handled: the result of a detached green thread (its [`JoinHandle`]
+//! dropped) on that green thread's own stack as it ends, and a panic in
+//! such a `Drop`, or in a callback's panic payload, is reported by the
+//! panic hook and goes no further.
+//!
 //! # Debugging
 //!
 //! A green thread that computes for long or blocks its OS thread
@@ -103,9 +178,11 @@ pub mod wait;
 
 pub use greenlet::{Greenlet, GreenletExit, SwitchError};
 pub use hub::callback::{call_at, call_later, call_soon, CallHandle};
-pub use hub::{now, run_forever, sleep, sleep_until, stop, yield_now, Wake};
+pub use hub::{now, reinit_after_fork, run_forever, sleep, sleep_until, stop, yield_now, Wake};
 pub use runtime::Runtime;
 pub use stack::DEFAULT_STACK_SIZE;
+#[cfg(doc)]
+use sync::Event;
 pub use task::{
     current_name, join_all, join_all_timeout, spawn, spawn_later, Builder, JoinError, JoinHandle,
 };

@@ -22,7 +22,7 @@
 use std::fmt;
 use std::panic;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::{JoinError, JoinHandle};
 
@@ -142,7 +142,7 @@ impl Pool {
     /// ```
     #[must_use = "false means no place came free in time"]
     pub fn wait_available_timeout(&self, timeout: Duration) -> bool {
-        self.slots.wait_available(Some(Instant::now() + timeout))
+        self.slots.wait_available(crate::hub::deadline_after(timeout))
     }
 
     /// Spawns `f` in the pool, first parking while the pool is full.
@@ -166,9 +166,10 @@ impl Pool {
 
     /// Parks in line for a place (a wait without deadline always gets one).
     fn take_place(&self) -> slots::Place {
+        // A wait without deadline gets a place, unless its caller unwinds.
         self.slots
             .acquire(None)
-            .expect("greenhub: a wait without deadline gets a place")
+            .unwrap_or_else(|| crate::hub::cannot_wait_unwinding("Pool::spawn on a full pool"))
     }
 
     /// Adds a green thread spawned elsewhere, as [`Group::add`], first

@@ -49,6 +49,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::hub::{park, Waker};
+use crate::net::backoff;
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
 use crate::pool::Group;
 use crate::JoinHandle;
@@ -62,11 +63,6 @@ pub use datagram::{Datagram, DatagramServer};
 /// The listen backlog [`StreamServer::bind`] uses (the kernel caps it at
 /// `net.core.somaxconn`).
 pub const DEFAULT_BACKLOG: u32 = 1024;
-
-/// First pause after accept ran out of a resource; it doubles up to
-/// [`BACKOFF_MAX`] while the shortage lasts.
-const BACKOFF_START: Duration = Duration::from_millis(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// What a server serves from: a listener (a connection at a time) or a
 /// datagram socket (a datagram at a time). The accept loop, the bound on
@@ -97,7 +93,8 @@ impl Source for TcpListener {
     const CALL: &'static str = "accept";
 
     fn next(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        self.accept()
+        // The accept loop backs off itself (waking early as handlers end).
+        self.accept_without_backoff()
     }
 
     fn is_transient(e: &io::Error) -> bool {
@@ -455,7 +452,7 @@ impl<S: Source> Shared<S> {
         if self.stopping.replace(true) {
             return self.wait_done();
         }
-        let deadline = Instant::now() + grace;
+        let deadline = crate::hub::deadline_after(grace);
         drop(self.listener.borrow_mut().take());
         let accept_loop = self.accept_loop.borrow_mut().take();
         if let Some(h) = accept_loop {
@@ -466,7 +463,7 @@ impl<S: Source> Shared<S> {
         // Whether they all ended in time or not, the kill below ends the rest.
         let _ = self
             .handlers
-            .join_timeout(deadline.saturating_duration_since(Instant::now()));
+            .join_timeout(deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now())));
         self.handlers.kill();
         self.finish();
     }
@@ -481,11 +478,15 @@ impl<S: Source> Shared<S> {
 
     fn wait_done(&self) {
         while !self.done.get() {
-            park(None, |w| {
+            let why = park(None, |w| {
                 let mut waiters = self.done_waiters.borrow_mut();
                 waiters.retain(Waker::is_waiting);
                 waiters.push(w.clone());
             });
+            // Without a deadline, only an unwinding caller times out.
+            if why == crate::hub::Wake::TimedOut {
+                return;
+            }
         }
     }
 
@@ -546,31 +547,26 @@ impl<S: Source> Drop for HandlerSlot<S> {
 /// The accept loop's body: accepts until killed by `stop`, or until accept
 /// fails for good (then `serve_forever` returns the error).
 fn accept_loop<S: Source>(shared: &Rc<Shared<S>>, listener: &S) {
-    let mut backoff: Option<Duration> = None;
+    let mut failures = 0u8;
     loop {
         while shared.is_full() {
             shared.wait_for_handler_end(None);
         }
-        match listener.next() {
-            Ok((stream, peer)) => {
-                backoff = None;
-                shared.spawn_handler(stream, peer);
-            }
-            Err(e) if is_out_of_resources(&e) => {
-                let delay = match backoff {
-                    None => {
-                        eprintln!(
-                            "greenhub::server: {} on {} failed: {e}; retrying with back-off \
-                             (up to {BACKOFF_MAX:?}) until resources free up",
-                            S::CALL,
-                            shared.local_addr
-                        );
-                        BACKOFF_START
-                    }
-                    Some(d) => (d * 2).min(BACKOFF_MAX),
-                };
-                backoff = Some(delay);
-                shared.wait_for_handler_end(Some(Instant::now() + delay));
+        let accepted = listener.next();
+        failures = backoff::next(failures, &accepted);
+        match accepted {
+            Ok((stream, peer)) => shared.spawn_handler(stream, peer),
+            Err(e) if backoff::is_out_of_resources(&e) => {
+                if failures == 1 {
+                    eprintln!(
+                        "greenhub::server: {} on {} failed: {e}; retrying with back-off \
+                         (up to {:?}) until resources free up",
+                        S::CALL,
+                        shared.local_addr,
+                        backoff::MAX
+                    );
+                }
+                shared.wait_for_handler_end(crate::hub::deadline_after(backoff::delay(failures)));
             }
             Err(e) if S::is_transient(&e) => {}
             Err(e) => {
@@ -580,14 +576,6 @@ fn accept_loop<S: Source>(shared: &Rc<Shared<S>>, listener: &S) {
             }
         }
     }
-}
-
-/// Out of fds or memory: retrying at once would spin until something frees.
-fn is_out_of_resources(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
 }
 
 /// Errors of one connection (aborted before accepted, or network errors

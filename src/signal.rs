@@ -336,7 +336,7 @@ impl Signals {
     /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     /// ```
     pub fn recv_timeout(&self, timeout: Duration) -> io::Result<()> {
-        if self.recv_until(Some(Instant::now() + timeout)) {
+        if self.recv_until(crate::hub::deadline_after(timeout)) {
             Ok(())
         } else {
             Err(io::ErrorKind::TimedOut.into())

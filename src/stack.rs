@@ -328,10 +328,18 @@ struct Class {
     /// Returned stacks whose memory was released (slab mode only); reusing
     /// one costs page faults, not a system call.
     cold: Vec<usize>,
+    /// Slots carved with their guards but never used yet (tops, the
+    /// lowest last): address space only, nothing touched.
+    fresh: Vec<usize>,
     /// The unused part of this class's newest slab, `[next, end)`.
     next: usize,
     end: usize,
 }
+
+/// Slots carved (guards installed) per system call: guards are installed
+/// for a batch at once (see `sys::install_light_guards`), and the batch's
+/// other slots wait, untouched, in `Class::fresh`.
+const CARVE_BATCH: usize = 64;
 
 impl Pool {
     const fn new() -> Pool {
@@ -352,6 +360,7 @@ impl Pool {
             size,
             hot: HotList::default(),
             cold: Vec::new(),
+            fresh: Vec::new(),
             next: 0,
             end: 0,
         });
@@ -375,19 +384,28 @@ impl Pool {
 
     /// Carves a new slot for class `i` from its slab (mapping a new slab if
     /// the current one is used up) and installs the slot's guard.
+    /// Slots are carved `CARVE_BATCH` at a time, handed out in address order.
     fn carve(&mut self, i: usize) -> io::Result<usize> {
         let page = sys::page_size();
         let class = &mut self.classes[i];
+        if let Some(base) = class.fresh.pop() {
+            return Ok(base);
+        }
         let slot = class.size + page;
         if class.end - class.next < slot {
             let (addr, len) = map_slab(slot, class.size)?;
             self.slabs.push((addr, len));
             (class.next, class.end) = (addr, addr + len);
         }
-        let lo = class.next;
-        sys::install_light_guard(lo, page).map_err(|e| map_error(e, class.size))?;
-        class.next += slot;
-        Ok(lo + slot)
+        let n = ((class.end - class.next) / slot).min(CARVE_BATCH);
+        let mut lows = [0usize; CARVE_BATCH];
+        for (k, lo) in lows[..n].iter_mut().enumerate() {
+            *lo = class.next + k * slot;
+        }
+        sys::install_light_guards(&lows[..n], page).map_err(|e| map_error(e, class.size))?;
+        class.next += n * slot;
+        class.fresh.extend(lows[1..n].iter().rev().map(|lo| lo + slot));
+        Ok(lows[0] + slot)
     }
 
     /// Takes back the stack whose top is `base`, hot; [`trim`] releases

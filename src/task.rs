@@ -249,12 +249,11 @@ impl Builder {
         // Parked on a timer; the timer's wake schedules its start.
         g.state.set(State::Parked);
         g.wait.set(WaitState::Parked);
-        let waker = hub::Waker::new(g.clone());
-        hub::with(|h| {
-            h.timers
-                .borrow_mut()
-                .insert(Instant::now() + delay, Action::Wake(waker))
-        });
+        // A start past the clock's range never comes (a kill still ends it).
+        if let Some(start) = hub::deadline_after(delay) {
+            let waker = hub::Waker::new(g.clone());
+            hub::with(|h| h.timers.borrow_mut().insert(start, Action::Wake(waker)));
+        }
         Ok(JoinHandle { g, _t: PhantomData })
     }
 
@@ -319,7 +318,10 @@ pub fn current_name() -> Option<String> {
 }
 
 /// Owns the right to a spawned green thread's result. Dropping it detaches
-/// the green thread, which goes on running.
+/// the green thread, which goes on running; its result is then dropped on
+/// its own stack as it ends (or by this drop, if it has ended), never on
+/// the hub's, and a panic of that result's `Drop` is reported by the panic
+/// hook and goes no further.
 ///
 /// `!Send`: the green thread lives on this OS thread's hub (use
 /// [`HubHandle::spawn`](crate::thread::HubHandle::spawn) across threads).
@@ -338,7 +340,12 @@ impl<T: 'static> JoinHandle<T> {
     ///
     /// # Errors
     /// [`JoinError::Panicked`] with the panic's payload, [`JoinError::Killed`],
-    /// or [`JoinError::NoStack`].
+    /// or [`JoinError::NoStack`]; [`JoinError::TimedOut`] if the caller is
+    /// unwinding and the green thread still runs (an unwinding green thread
+    /// does not wait; see the crate docs' rules for destructors).
+    ///
+    /// # Panics
+    /// If the green thread is the caller itself (it would wait forever).
     ///
     /// # Blocking
     /// Parks the caller until the green thread ends.
@@ -380,7 +387,13 @@ impl<T> JoinHandle<T> {
     /// [`JoinError::Killed`]. A green thread that has not started never runs.
     /// Waits until it is dead, unless called from a hub callback. Killing a
     /// finished green thread does nothing; a green thread killing itself
-    /// unwinds at once.
+    /// unwinds at once (or, if it is unwinding already, goes on doing so).
+    ///
+    /// While the target unwinds, its destructors' parks return at once (see
+    /// the crate docs' rules for destructors): a destructor that sleeps or
+    /// waits does not wait, and a second kill (or an outer timeout) cannot
+    /// reach it. Called from a destructor while the caller itself unwinds,
+    /// `kill` delivers the kill without waiting for it to land.
     ///
     /// # Blocking
     /// Parks the caller until the target has unwound.
@@ -469,12 +482,17 @@ impl<T> JoinHandle<T> {
         let payload: Box<dyn Any + Send> = Box::new(payload);
         if !g.is_started() {
             let old = g.body.replace(Body::Done(Some(Outcome::Panicked(payload))));
-            g.started.set(true);
+            g.set_started();
             g.die();
             drop(old);
             return;
         }
         if std::ptr::eq(core::current_ptr(), GRef::as_ptr(g)) {
+            // Already unwinding: a second unwind out of a destructor would
+            // abort; this one ends the green thread anyway.
+            if hub::unwinding() {
+                return core::drop_payload(payload);
+            }
             panic::resume_unwind(payload);
         }
         g.with_extra(|e| e.thrown = Some(payload));
@@ -493,6 +511,11 @@ impl<T> JoinHandle<T> {
             return false;
         }
         if std::ptr::eq(core::current_ptr(), GRef::as_ptr(g)) {
+            // Already unwinding: a second unwind out of a destructor would
+            // abort the process, and this one ends the green thread anyway.
+            if hub::unwinding() {
+                return false;
+            }
             panic::resume_unwind(Box::new(core::KillUnwind));
         }
         hub::deliver_throw(g, core::THROW_KILL);
@@ -533,6 +556,28 @@ impl<T> JoinHandle<T> {
     }
 }
 
+/// Detaches the green thread: its result is dropped on its own stack when
+/// it ends (or here, if it has ended), never on the hub's; a panic in the
+/// result's `Drop` is reported by the panic hook and goes no further.
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let g = &self.g;
+        // Not settled: still running, or its links have yet to read the
+        // outcome (which then goes with their callback, contained there).
+        if !g.is_settled() {
+            g.set_detached();
+            return;
+        }
+        if let Body::Done(Some(outcome)) = g.body.replace(Body::Done(None)) {
+            match outcome {
+                Outcome::Returned(v) => core::drop_result(v),
+                Outcome::Panicked(p) => core::drop_payload(p),
+                Outcome::Killed | Outcome::NoStack(_) => {}
+            }
+        }
+    }
+}
+
 impl<T> crate::wait::Waitable for JoinHandle<T> {
     fn is_ready(&self) -> bool {
         self.g.is_dead()
@@ -551,8 +596,15 @@ impl<T> crate::wait::Waitable for JoinHandle<T> {
 }
 
 /// Parks until `g` is dead (and its links have run) or `deadline` passes;
-/// returns whether it is.
+/// returns whether it is. While the caller unwinds, parks return at once
+/// (see the crate docs' rules for destructors), so this gives up too.
+///
+/// # Panics
+/// If `g` is the calling green thread: it would wait for itself forever.
 pub(crate) fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
+    if !g.is_dead() && core::is_current(g) {
+        joined_itself(g);
+    }
     while !g.is_settled() {
         let why = hub::park_as(crate::debug::WaitTag::JOIN, deadline, |w| {
             g.with_extra(|e| {
@@ -567,6 +619,14 @@ pub(crate) fn wait_dead(g: &GRef, deadline: Option<Instant>) -> bool {
     true
 }
 
+#[cold]
+fn joined_itself(g: &Inner) -> ! {
+    panic!(
+        "greenhub: green thread #{} tried to join (or wait for) itself, which would wait forever",
+        g.id
+    )
+}
+
 /// How `join` and `join_timeout` go, for every kind of join handle
 /// (`JoinHandle` here, `thread::RemoteJoinHandle`): wait, then take the
 /// result, which can be taken once.
@@ -578,12 +638,15 @@ pub(crate) trait Join<T>: Sized {
     fn take(&mut self) -> Result<T, JoinError>;
 
     fn join_now(mut self) -> Result<T, JoinError> {
-        self.wait_until(None);
+        // Only an unwinding caller stops waiting early (see `wait_dead`).
+        if !self.wait_until(None) {
+            return Err(JoinError::TimedOut);
+        }
         self.take()
     }
 
     fn join_within(&mut self, timeout: Duration) -> Result<T, JoinError> {
-        if !self.wait_until(Some(Instant::now() + timeout)) {
+        if !self.wait_until(crate::hub::deadline_after(timeout)) {
             return Err(JoinError::TimedOut);
         }
         self.take()
@@ -663,10 +726,10 @@ pub fn join_all_timeout<'a, T: 'a, I: IntoIterator<Item = &'a JoinHandle<T>>>(
     handles: I,
     timeout: Duration,
 ) -> Vec<usize> {
-    let deadline = Instant::now() + timeout;
+    let deadline = hub::deadline_after(timeout);
     let handles: Vec<&JoinHandle<T>> = handles.into_iter().collect();
     for h in &handles {
-        if !wait_dead(&h.g, Some(deadline)) {
+        if !wait_dead(&h.g, deadline) {
             break;
         }
     }

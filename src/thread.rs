@@ -158,9 +158,8 @@ impl HubHandle {
             return;
         };
         if self.inbox.on_close(waker) {
-            while !wait.is_done() {
-                wait.park(None);
-            }
+            // Gives up only when the caller unwinds (parks return at once then).
+            while !wait.is_done() && wait.park(None) == Wake::Ready {}
         }
     }
 

@@ -58,7 +58,11 @@ impl From<Elapsed> for std::io::Error {
 #[doc(alias = "Timeout")]
 #[doc(alias = "wait_for")]
 pub fn with_timeout<T>(timeout: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
-    with_deadline(Instant::now() + timeout, f)
+    match hub::deadline_after(timeout) {
+        Some(deadline) => with_deadline(deadline, f),
+        // Past the clock's range: the time never runs out.
+        None => Ok(f()),
+    }
 }
 
 /// [`with_timeout`] with an absolute deadline: several sections can share
@@ -111,5 +115,51 @@ pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, E
             }
         }
         Err(p) => panic::resume_unwind(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::greenlet::core::token_before;
+
+    #[test]
+    fn tokens_order_across_the_wrap() {
+        assert!(token_before(2, 3));
+        assert!(!token_before(3, 2));
+        assert!(!token_before(5, 5));
+        assert!(
+            token_before(u32::MAX, 2),
+            "the wrap: MAX was issued just before 2"
+        );
+        assert!(!token_before(2, u32::MAX));
+        assert!(token_before(u32::MAX - 10, 7));
+    }
+
+    /// An outer section issued just before the token counter wraps and an
+    /// inner one just after, both expiring in the same hub turn: the outer
+    /// one must win (before the fix the inner one did, and the outer
+    /// section went on past its deadline).
+    #[test]
+    fn outer_timeout_wins_across_the_token_wrap() {
+        std::thread::spawn(|| {
+            hub::with(|h| h.next_token.set(u32::MAX));
+            let victim = crate::spawn(|| {
+                with_timeout(Duration::from_millis(6), || {
+                    with_timeout(Duration::from_millis(5), || crate::sleep(Duration::from_secs(5)))
+                })
+            });
+            crate::yield_now();
+            // Both deadlines pass while the hub is held up here, so both
+            // throws are delivered in one turn.
+            std::thread::sleep(Duration::from_millis(30));
+            assert_eq!(
+                victim.join().unwrap(),
+                Err(Elapsed),
+                "the outer section must expire"
+            );
+        })
+        .join()
+        .unwrap();
     }
 }

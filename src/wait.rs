@@ -158,7 +158,7 @@ pub fn wait_any<W: Waitable>(items: &[W]) -> usize {
 /// assert_eq!(wait_any_timeout(&[&h], Duration::from_millis(5)), Some(0));
 /// ```
 pub fn wait_any_timeout<W: Waitable>(items: &[W], timeout: Duration) -> Option<usize> {
-    wait_any_until(items, Some(Instant::now() + timeout))
+    wait_any_until(items, crate::hub::deadline_after(timeout))
 }
 
 fn wait_any_until<W: Waitable>(items: &[W], deadline: Option<Instant>) -> Option<usize> {
@@ -207,7 +207,7 @@ pub fn wait<W: Waitable>(
     timeout: Option<Duration>,
     count: Option<usize>,
 ) -> (Vec<usize>, Vec<usize>) {
-    let deadline = timeout.map(|d| Instant::now() + d);
+    let deadline = timeout.and_then(crate::hub::deadline_after);
     let want = count.map_or(items.len(), |c| c.min(items.len()));
     let mut pending: VecDeque<usize> = (0..items.len()).filter(|&i| !items[i].is_ready()).collect();
     loop {
@@ -283,12 +283,12 @@ pub struct AsCompleted<W> {
 /// use std::time::Duration;
 /// use greenhub::{sleep, spawn, wait::as_completed};
 ///
-/// let hs: Vec<_> = [90u64, 30, 60]
+/// let hs: Vec<_> = [300u64, 100, 200]
 ///     .into_iter()
 ///     .map(|ms| spawn(move || { sleep(Duration::from_millis(ms)); ms }))
 ///     .collect();
 /// let order: Vec<u64> = as_completed(hs).map(|(_, h)| h.join().unwrap()).collect();
-/// assert_eq!(order, [30, 60, 90]);
+/// assert_eq!(order, [100, 200, 300]);
 /// ```
 #[doc(alias = "iwait")]
 pub fn as_completed<W: Waitable, I: IntoIterator<Item = W>>(items: I) -> AsCompleted<W> {
@@ -319,7 +319,7 @@ pub fn as_completed_timeout<W: Waitable, I: IntoIterator<Item = W>>(
     items: I,
     timeout: Duration,
 ) -> AsCompleted<W> {
-    AsCompleted::new(items, Some(Instant::now() + timeout))
+    AsCompleted::new(items, crate::hub::deadline_after(timeout))
 }
 
 impl<W: Waitable> AsCompleted<W> {

@@ -82,6 +82,14 @@ fn producer_consumer_example() {
     }
 }
 
+/// The seed's greenlet program, exactly: 12, 56, 34, 78 and nothing else.
+#[test]
+fn greenlet_switch_example() {
+    let run = run_example("greenlet_switch", Duration::from_secs(120));
+    assert!(run.success, "failed:\n{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "12\n56\n34\n78\n");
+}
+
 #[test]
 fn debug_blocking_example() {
     let run = run_example("debug_blocking", Duration::from_secs(120));

@@ -145,6 +145,25 @@ fn udp_echo_prints_every_round_trip() {
     assert!(out.contains("9 round trips, 0 clients failed"), "{out}");
 }
 
+/// A busy port is reported with a sentence naming the address, not with
+/// `Error: Os { .. }` debug output.
+#[test]
+fn servers_on_a_busy_port_say_so_in_a_sentence() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    for (name, args) in [
+        ("echo_server", vec![addr.as_str()]),
+        ("multicore_echo", vec![addr.as_str(), "1"]),
+    ] {
+        let (status, _out, err) = run_example(name, &args);
+        assert!(!status.success(), "{name} ran on a busy port");
+        assert!(
+            err.contains(&format!("{name}: cannot listen on {addr}: ")) && !err.contains("Os {"),
+            "{name}: {err}"
+        );
+    }
+}
+
 #[test]
 fn crawler_fetches_every_page_and_beats_the_sequential_crawl() {
     let (status, out, err) = run_example("crawler", &["8", "40", "20"]);

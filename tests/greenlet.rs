@@ -591,6 +591,41 @@ fn ids_are_unique_and_nonzero() {
     });
 }
 
+/// Issue 10 item 14 (reproducer r9b): a paused greenlet holding a handle
+/// to itself (a temporary `Greenlet::current()` kept across a switch)
+/// cannot be told from one that others still hold, so dropping the last
+/// outside handle leaves it paused, as documented under "Reference
+/// cycles"; binding the parent first avoids the cycle, and the drop then
+/// unwinds it.
+#[test]
+fn a_self_handle_kept_across_a_switch_is_the_documented_cycle() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    util::bounded(|| {
+        let (cyclic, bound) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+        let u = cyclic.clone();
+        let g = Greenlet::new(move |(): ()| {
+            let _m = util::SetOnDrop(u);
+            Greenlet::current().parent().unwrap().switch::<(), ()>(());
+        });
+        g.switch::<(), ()>(());
+        drop(g);
+        assert!(
+            !cyclic.get(),
+            "the documented limitation changed: update the docs"
+        );
+        let u = bound.clone();
+        let g = Greenlet::new(move |(): ()| {
+            let _m = util::SetOnDrop(u);
+            let parent = Greenlet::current().parent().unwrap();
+            parent.switch::<(), ()>(());
+        });
+        g.switch::<(), ()>(());
+        drop(g);
+        assert!(bound.get());
+    });
+}
+
 /// Recursion using about 1 KiB of stack a level.
 fn deep(n: u32) -> u32 {
     let pad = std::hint::black_box([1u8; 1024]);

@@ -817,9 +817,9 @@ fn a_spawn_flood_does_not_hold_up_a_sleeper() {
 }
 
 /// The other way round: a green thread woken by another green thread while
-/// the hub runs a flood of timer wakes runs right after that batch, ahead of
-/// the wakes that came due meanwhile (the next turn runs the green threads'
-/// queue first).
+/// the hub runs a flood of timer wakes is not held up by the flood: it takes
+/// the runnext slot and runs as soon as the green thread that woke it
+/// suspends, ahead of the rest of the wave.
 #[test]
 fn a_flood_of_timer_wakes_does_not_starve_green_threads() {
     bounded(|| {
@@ -848,7 +848,7 @@ fn a_flood_of_timer_wakes_does_not_starve_green_threads() {
                         pk.set(pk.get() + 1);
                         greenhub::sleep_until(at);
                         wk.set(wk.get() + 1);
-                        ev.set(); // the first one wakes `waiter` through `ready`
+                        ev.set(); // the first one wakes `waiter` (runnext)
                         spin_us(5);
                     })
                 })
@@ -867,7 +867,7 @@ fn a_flood_of_timer_wakes_does_not_starve_green_threads() {
                 return false;
             }
             let at = seen.get().expect("the waiter woke");
-            assert_eq!(at, WAVE, "the waiter ran after the first wave, before the second");
+            assert_eq!(at, 1, "the waiter ran right after the sleeper that woke it");
             true
         });
     });
@@ -1438,4 +1438,110 @@ fn child_burst_memory() {
         "{before} KiB before, {peak} at peak, {after} after idling"
     );
     println!("burst ok");
+}
+
+// ---- runnext: the first green thread a green thread wakes runs next ----
+
+#[test]
+fn a_green_thread_woken_by_a_green_thread_runs_ahead_of_the_queue() {
+    bounded(|| {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let ev = Rc::new(greenhub::sync::Event::new());
+        let (l, e) = (log.clone(), ev.clone());
+        let woken = spawn(move || {
+            e.wait();
+            l.borrow_mut().push("woken");
+        });
+        let l = log.clone();
+        let driver = spawn(move || {
+            let (l1, l2) = (l.clone(), l.clone());
+            let q1 = spawn(move || l1.borrow_mut().push("queued 1"));
+            let q2 = spawn(move || l2.borrow_mut().push("queued 2"));
+            ev.set(); // `woken` was parked: it takes the runnext slot
+            (q1, q2)
+        });
+        let (q1, q2) = driver.join().unwrap();
+        join_all([&woken, &q1, &q2]);
+        assert_eq!(*log.borrow(), ["woken", "queued 1", "queued 2"]);
+    });
+}
+
+#[test]
+fn one_green_thread_s_wakes_run_in_the_order_it_made_them() {
+    bounded(|| {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let ev = Rc::new(greenhub::sync::Event::new());
+        let waiters: Vec<_> = (0..3)
+            .map(|i| {
+                let (l, e) = (log.clone(), ev.clone());
+                spawn(move || {
+                    e.wait();
+                    l.borrow_mut().push(format!("waiter {i}"));
+                })
+            })
+            .collect();
+        let l = log.clone();
+        let driver = spawn(move || {
+            let q = spawn(move || l.borrow_mut().push("queued".to_string()));
+            ev.set(); // waiter 0 takes the runnext slot, 1 and 2 queue behind `q`
+            q
+        });
+        let q = driver.join().unwrap();
+        join_all(&waiters);
+        q.join().unwrap();
+        assert_eq!(*log.borrow(), ["waiter 0", "queued", "waiter 1", "waiter 2"]);
+    });
+}
+
+#[test]
+fn a_hand_off_pair_does_not_starve_the_queue_or_timers() {
+    bounded(|| {
+        const ROUNDS: u64 = 50_000;
+        let (ping, pong) = (
+            Rc::new(greenhub::sync::Channel::new()),
+            Rc::new(greenhub::sync::Channel::new()),
+        );
+        let done = Rc::new(Cell::new(false));
+        let (pi, po) = (ping.clone(), pong.clone());
+        let echo = spawn(move || {
+            for x in pi.iter() {
+                po.put(x).unwrap();
+            }
+        });
+        let d = done.clone();
+        let pair = spawn(move || {
+            for i in 0..ROUNDS {
+                ping.put(i).unwrap();
+                pong.get().unwrap();
+            }
+            ping.close();
+            d.set(true);
+        });
+        // A yielder gets a turn at least once per 17 hand-offs of the pair
+        // (RUNNEXT_STREAK + 1): 2 * ROUNDS hand-offs give it thousands. A
+        // sleeper due 1 ms in wakes while the pair still runs (100,000
+        // hand-offs take far longer than 1 ms, ~10 ms in a release build).
+        let d = done.clone();
+        let yielder = spawn(move || {
+            let mut turns = 0u64;
+            while !d.get() {
+                turns += 1;
+                yield_now();
+            }
+            turns
+        });
+        let d = done.clone();
+        let sleeper = spawn(move || {
+            sleep(MS);
+            d.get()
+        });
+        pair.join().unwrap();
+        echo.join().unwrap();
+        let turns = yielder.join().unwrap();
+        assert!(turns >= 2 * ROUNDS / 17 / 2, "the yielder had {turns} turns");
+        assert!(
+            !sleeper.join().unwrap(),
+            "the sleeper waited for the pair to finish"
+        );
+    });
 }

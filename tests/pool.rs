@@ -235,8 +235,14 @@ fn pool_place_handed_to_a_waiter_killed_before_it_ran_goes_to_the_next() {
         let fw = first_waiter.clone();
         // The blocker's last act queues a callback ahead of the waiter's
         // wake-up: the callback kills the waiter after it was handed the place.
+        // It first wakes a decoy, which takes the hub's runnext slot, so that
+        // the waiter's wake goes to the queue, behind the callback.
+        let decoy_event = Rc::new(greenhub::sync::Event::new());
+        let de = decoy_event.clone();
+        let decoy = spawn(move || de.wait());
         let blocker = pool.spawn(move || {
             sleep(ms(5));
+            decoy_event.set();
             call_soon(move || fw.borrow().as_ref().unwrap().kill());
         });
         let p = pool.clone();
@@ -250,6 +256,7 @@ fn pool_place_handed_to_a_waiter_killed_before_it_ran_goes_to_the_next() {
         let fw = first_waiter.borrow_mut().take().unwrap();
         assert!(fw.join().unwrap_err().is_killed());
         assert_eq!(pool.free_count(), 1);
+        decoy.join().unwrap();
     });
 }
 

@@ -163,3 +163,26 @@ fn an_rlock_whose_owner_is_killed_mid_nesting_is_released() {
         assert!(lock.try_lock().is_some());
     });
 }
+
+/// Item 15 of issue 10: an `RLockGuard` moved to another green thread and
+/// dropped there released a lock that green thread did not hold. Now the
+/// drop is refused with a clear panic and the lock stays with its holder.
+#[test]
+fn rlock_guard_dropped_by_another_green_thread_is_refused() {
+    util::bounded(|| {
+        use std::rc::Rc;
+        let lock: &'static greenhub::sync::RLock<()> = Box::leak(Box::new(greenhub::sync::RLock::new(())));
+        let guard = lock.lock();
+        let slot = Rc::new(std::cell::Cell::new(Some(guard)));
+        let s = slot.clone();
+        let other = greenhub::spawn(move || {
+            let g = s.take().unwrap();
+            util::expect_panic(move || drop(g))
+        });
+        let msg = other.join().unwrap();
+        assert!(msg.contains("only the holder can release an RLock"), "{msg}");
+        assert!(lock.is_locked(), "a non-owner's drop released the lock");
+        let probe = greenhub::spawn(move || lock.try_lock().is_some());
+        assert!(!probe.join().unwrap());
+    });
+}

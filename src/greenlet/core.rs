@@ -106,10 +106,29 @@ pub(crate) struct KillUnwind;
 /// section, so nested timeouts each catch only their own.
 pub(crate) struct TimeoutUnwind(pub(crate) u32);
 
-/// Pending-throw codes: 0 none, 1 kill, >= 2 a timeout token. Lower wins,
-/// so a kill beats a timeout and an outer timeout beats an inner one.
+/// Pending-throw codes: 0 none, 1 kill, >= 2 a timeout token. A kill
+/// beats a timeout, and an outer timeout an inner one (see `token_before`).
 pub(crate) const THROW_NONE: u32 = 0;
 pub(crate) const THROW_KILL: u32 = 1;
+
+/// `Inner::flags`: the green thread has a stack and coroutine (or is the root).
+const STARTED: u8 = 1;
+/// `Inner::flags`: a spawned green thread's `JoinHandle` was dropped.
+const DETACHED: u8 = 2;
+
+/// How many `with_timeout` tokens there are (2..=u32::MAX; the hub hands
+/// them out in turn, wrapping from the last back to 2).
+const TOKENS: u64 = u32::MAX as u64 - 1;
+
+/// Whether token `a` was handed out before `b`, in serial-number order
+/// (RFC 1982): right however often the counter has wrapped, as long as
+/// fewer than two billion sections begin on the OS thread while the
+/// outer of two nested sections is open. A plain `a < b` misordered an
+/// outer section issued just before the wrap and an inner one after it.
+pub(crate) fn token_before(a: u32, b: u32) -> bool {
+    let ahead = (u64::from(b) + TOKENS - u64::from(a)) % TOKENS;
+    ahead != 0 && ahead < TOKENS / 2
+}
 
 /// Stack sizes are stored in units of 4 KiB, in a `u16`, to keep the
 /// record of an unstarted green thread small.
@@ -241,7 +260,8 @@ pub(crate) struct Inner {
     pub(crate) state: Cell<State>,
     pub(crate) wait: Cell<WaitState>,
     pub(crate) reason: Cell<Wake>,
-    pub(crate) started: Cell<bool>,
+    /// `STARTED` and `DETACHED` (one byte: the record has no room for two).
+    flags: Cell<u8>,
     /// The current park's own deadline timer fired (it is out of the timer
     /// map already, so the park need not look it up to remove it).
     pub(crate) timer_fired: Cell<bool>,
@@ -299,7 +319,7 @@ impl Inner {
             }),
             wait: Cell::new(WaitState::Idle),
             reason: Cell::new(Wake::Ready),
-            started: Cell::new(kind == Kind::Root),
+            flags: Cell::new(if kind == Kind::Root { STARTED } else { 0 }),
             timer_fired: Cell::new(false),
             stack_units: stack_size.div_ceil(STACK_UNIT).min(u16::MAX as usize) as u16,
             seq: Cell::new(0),
@@ -328,7 +348,24 @@ impl Inner {
     }
 
     pub(crate) fn is_started(&self) -> bool {
-        self.started.get()
+        self.flags.get() & STARTED != 0
+    }
+
+    pub(crate) fn set_started(&self) {
+        self.flags.set(self.flags.get() | STARTED);
+    }
+
+    /// Whether the `JoinHandle` of this spawned green thread was dropped.
+    pub(crate) fn is_detached(&self) -> bool {
+        self.flags.get() & DETACHED != 0
+    }
+
+    /// Notes that nobody will take this green thread's result: it is then
+    /// dropped on the green thread's own stack as its function ends (see
+    /// `run_entry`), where blocking and panicking are handled, never on the
+    /// hub's.
+    pub(crate) fn set_detached(&self) {
+        self.flags.set(self.flags.get() | DETACHED);
     }
 
     pub(crate) fn stack_size(&self) -> usize {
@@ -395,10 +432,16 @@ impl Inner {
         self.peek_extra(|e| e.and_then(|e| e.parent.clone()))
     }
 
-    /// Records a pending throw, keeping the stronger of two.
+    /// Records a pending throw, keeping the stronger of two: a kill beats
+    /// a timeout, and an outer timeout (issued first) an inner one.
     pub(crate) fn set_throw(&self, code: u32) {
         let old = self.throw.get();
-        if old == THROW_NONE || code < old {
+        let stronger = match (code, old) {
+            (_, THROW_NONE) | (THROW_KILL, _) => true,
+            (_, THROW_KILL) => false,
+            (code, old) => token_before(code, old),
+        };
+        if stronger {
             self.throw.set(code);
         }
     }
@@ -413,6 +456,12 @@ impl Inner {
 
     #[cold]
     fn throw_now(&self) {
+        // An unwinding green thread is not thrown into again: a second
+        // panic out of a destructor aborts the process. The throw stays
+        // pending for its next blocking call once the unwind is over.
+        if std::thread::panicking() {
+            return;
+        }
         match self.throw.replace(THROW_NONE) {
             THROW_NONE => {}
             THROW_KILL => match self.take_thrown() {
@@ -426,7 +475,7 @@ impl Inner {
     /// Marks an unstarted green thread dead without running it.
     pub(crate) fn kill_unstarted(&self) {
         let old = self.body.replace(Body::Done(Some(Outcome::Killed)));
-        self.started.set(true);
+        self.set_started();
         self.die();
         drop(old);
     }
@@ -436,7 +485,7 @@ impl Inner {
         crate::debug::ended(self);
         self.state.set(State::Dead);
         self.wait.set(WaitState::Idle);
-        self.seq.set(self.seq.get() + 1);
+        self.seq.set(self.seq.get().wrapping_add(1));
         let mut extra = self.extra.take();
         let (joiners, links) = match extra.as_mut() {
             Some(e) if e.link_owner.is_some() => {
@@ -462,7 +511,7 @@ impl Inner {
     /// Gives the green thread its stack and coroutine, if it has none yet.
     #[inline]
     pub(crate) fn ensure_started(&self) -> io::Result<()> {
-        if self.started.get() {
+        if self.is_started() {
             return Ok(());
         }
         self.start()
@@ -472,6 +521,9 @@ impl Inner {
     fn start(&self) -> io::Result<()> {
         let stack = Stack::new(self.stack_size())?;
         self.stack_low.set(stack.guard().1);
+        // A `spawn_later` start was a park's wake: that park is over.
+        self.wait.set(WaitState::Idle);
+        self.seq.set(self.seq.get().wrapping_add(1));
         let Body::Unstarted(entry) = self.body.replace(Body::Running) else {
             unreachable!("greenhub: a green thread not started has its entry")
         };
@@ -480,7 +532,7 @@ impl Inner {
             Req::Exit(run_entry(entry, first))
         });
         self.body.set(Body::Started(coro));
-        self.started.set(true);
+        self.set_started();
         Ok(())
     }
 }
@@ -510,6 +562,7 @@ fn run_entry(entry: Entry, first: Msg) -> Outcome {
     // unwind through a C frame) still makes the outcome "killed".
     #[cfg(feature = "monkey")]
     let outcome = crate::monkey::settle_outcome(outcome);
+    let outcome = drop_if_detached(outcome);
     // Hooks may register more hooks (a value's destructor using a Local).
     loop {
         let hooks = with_current(Inner::take_on_exit);
@@ -522,6 +575,54 @@ fn run_entry(entry: Entry, first: Msg) -> Outcome {
         }
     }
     outcome
+}
+
+/// Drops a panic payload caught by greenhub (a failed callback, a
+/// detached green thread's panic): a payload whose own `Drop` panics must
+/// not unwind into the hub; that second payload is leaked, not dropped.
+pub(crate) fn drop_payload(p: Payload) {
+    if let Err(again) = panic::catch_unwind(AssertUnwindSafe(move || drop(p))) {
+        std::mem::forget(again);
+    }
+}
+
+/// A detached spawned green thread's result (or panic payload) has no
+/// taker: it is dropped here, on the green thread's own stack, where a
+/// `Drop` that blocks parks like any code and one that panics is caught
+/// and reported, instead of on the hub's stack when the record goes.
+///
+/// Not when it has links (`JoinHandle::link`): they run as hub callbacks
+/// once it has ended and read its outcome, which then goes when they are
+/// done, under the callback rule (a panic there is contained).
+fn drop_if_detached(outcome: Outcome) -> Outcome {
+    let unclaimed = with_current(|g| {
+        g.kind == Kind::Task
+            && g.is_detached()
+            && !g.peek_extra(|e| e.is_some_and(|e| e.link_owner.is_some()))
+    });
+    if !unclaimed {
+        return outcome;
+    }
+    match outcome {
+        Outcome::Returned(v) => drop_result(v),
+        Outcome::Panicked(p) => drop_payload(p),
+        Outcome::Killed | Outcome::NoStack(_) => {}
+    }
+    Outcome::Killed
+}
+
+/// Drops a green thread's result that nobody will take; a panic of its
+/// `Drop` (already reported by the panic hook) goes no further.
+pub(crate) fn drop_result(v: Value) {
+    drop_contained(v);
+}
+
+/// Drops `v`, whose `Drop` runs user code where a panic must go no further
+/// (it was reported by the panic hook).
+pub(crate) fn drop_contained<T>(v: T) {
+    if let Err(p) = panic::catch_unwind(AssertUnwindSafe(move || drop(v))) {
+        drop_payload(p);
+    }
 }
 
 /// The hub callback that runs a dead green thread's links, each on its own

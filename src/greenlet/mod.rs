@@ -83,6 +83,12 @@ pub enum SwitchError {
     },
     /// No stack could be had to start the target (the error says which limit).
     NoStack(io::Error),
+    /// The caller is unwinding (a destructor running during a panic, kill
+    /// or timeout): it may not switch away, or the green thread switched to
+    /// would run with std's panic count raised and could throw into the
+    /// caller, aborting the process (see the crate docs' rules for
+    /// destructors).
+    Unwinding,
 }
 
 impl fmt::Display for SwitchError {
@@ -99,6 +105,10 @@ impl fmt::Display for SwitchError {
                 )
             }
             SwitchError::NoStack(e) => write!(f, "cannot start greenlet: {e}"),
+            SwitchError::Unwinding => f.write_str(
+                "cannot switch away from a green thread that is unwinding (a destructor \
+                 running during a panic, kill or timeout)",
+            ),
         }
     }
 }
@@ -109,7 +119,10 @@ impl std::error::Error for SwitchError {}
 ///
 /// Cloning gives another handle to the same greenlet. Dropping the last
 /// handle of a greenlet paused mid-function unwinds it (its destructors run),
-/// as greenlet does when one is garbage-collected.
+/// as greenlet does when one is garbage-collected. If its function answers
+/// that kill with a panic of its own, the drop reports it on stderr (with
+/// the greenlet's id and name) and ignores it, as greenlet prints such an
+/// error: a drop never panics, which during another unwind would abort.
 ///
 /// ```
 /// use greenhub::Greenlet;
@@ -124,6 +137,40 @@ impl std::error::Error for SwitchError {}
 /// let last: u32 = ping.switch(5u32); // resumes ping where it paused
 /// assert_eq!(last, 50);
 /// assert!(ping.is_dead());
+/// ```
+///
+/// # Reference cycles
+///
+/// Handles are strong (greenhub has no weak handle: a greenlet's record
+/// must outlive every handle, wherever user code keeps it), so a paused
+/// greenlet that holds a handle to itself, directly or through what it
+/// references, is never the last handle's drop: it stays paused and its
+/// destructors never run. The usual way in is a temporary held across a
+/// switch: in `Greenlet::current().parent().unwrap().switch(..)` the
+/// temporary `Greenlet::current()` lives until the statement ends, after
+/// the switch; bind the parent first (`let parent = ..; parent.switch(..)`)
+/// or kill such a greenlet explicitly. What greenhub itself holds is not a
+/// cycle: a spawned green thread's result nobody joins is dropped as it
+/// ends (so a paused greenlet it returns is unwound), and a finished
+/// greenlet holds nothing of its parent.
+///
+/// ```
+/// use greenhub::Greenlet;
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// let unwound = Rc::new(Cell::new(false));
+/// let u = unwound.clone();
+/// let g = Greenlet::new(move |(): ()| {
+///     struct Mark(Rc<Cell<bool>>);
+///     impl Drop for Mark { fn drop(&mut self) { self.0.set(true) } }
+///     let _m = Mark(u);
+///     let parent = Greenlet::current().parent().unwrap(); // no self-handle kept
+///     parent.switch::<(), ()>(());
+/// });
+/// g.switch::<(), ()>(());
+/// drop(g); // the last handle: unwound now
+/// assert!(unwound.get());
 /// ```
 #[doc(alias = "greenlet")]
 pub struct Greenlet {
@@ -338,7 +385,9 @@ impl Greenlet {
         }
     }
 
-    /// Like [`switch`](Greenlet::switch), returning errors instead of panicking.
+    /// Like [`switch`](Greenlet::switch), returning errors instead of
+    /// panicking; [`SwitchError::Unwinding`] when called while the caller
+    /// unwinds (from a destructor during a panic, kill or timeout).
     ///
     /// ```
     /// use greenhub::{Greenlet, SwitchError};
@@ -353,6 +402,9 @@ impl Greenlet {
         hub::assert_can_block();
         if core::is_current(&self.inner) {
             return core::downcast::<R>(Box::new(value)).map_err(type_mismatch);
+        }
+        if hub::unwinding() {
+            return Err(SwitchError::Unwinding);
         }
         self.check_switchable()?;
         self.inner.ensure_started().map_err(SwitchError::NoStack)?;
@@ -396,6 +448,9 @@ impl Greenlet {
     /// assert_eq!(report, "caught stop");
     /// ```
     pub fn throw<R: 'static>(&self, payload: Box<dyn Any + Send>) -> R {
+        if hub::unwinding() && !core::is_current(&self.inner) {
+            panic!("greenhub: {}", SwitchError::Unwinding);
+        }
         match self.try_throw(Msg::Throw(payload)) {
             Ok(r) => r,
             Err(e) => panic!("greenhub: {e}"),
@@ -440,13 +495,17 @@ impl Greenlet {
     /// destructors run) and its parent receives [`GreenletExit`]. Killing an
     /// unstarted greenlet means its function never runs; killing a dead one
     /// does nothing. A greenlet parked on the hub (sleeping, waiting on I/O)
-    /// is unwound when the hub next runs it.
+    /// is unwound when the hub next runs it. While it unwinds, its
+    /// destructors' parks return at once and it cannot switch away (see
+    /// the crate docs' rules for destructors).
     ///
     /// ```
     /// use greenhub::Greenlet;
     /// let g = Greenlet::new(|(): ()| {
     ///     let _guard = scopeguard(|| println!("cleaned up"));
-    ///     Greenlet::current().parent().unwrap().switch::<(), ()>(());
+    ///     // Bound first, so no handle to `g` itself stays on its stack.
+    ///     let parent = Greenlet::current().parent().unwrap();
+    ///     parent.switch::<(), ()>(());
     ///     unreachable!("killed while paused");
     /// });
     /// g.switch::<(), ()>(());
@@ -512,10 +571,38 @@ impl Drop for Greenlet {
         if hub::try_can_block() {
             if let Some(cur) = core::try_current() {
                 g.with_extra(|e| e.parent = Some(cur));
-                let _: Result<GreenletExitOrAny, _> = self.try_throw(Msg::Throw(Box::new(KillUnwind)));
+                // Its body may answer the kill with a panic of its own, which
+                // then reaches us: greenlet prints such an error and ignores
+                // it, and a `Drop` must not panic (during another unwind that
+                // aborts the process).
+                let killed = panic::catch_unwind(panic::AssertUnwindSafe(|| {
+                    self.try_throw::<GreenletExitOrAny>(Msg::Throw(Box::new(KillUnwind)))
+                }));
+                if let Err(p) = killed {
+                    report_ignored_panic(g, p);
+                }
             }
         }
     }
+}
+
+/// Reports on stderr a panic raised by greenlet `g` as the drop of its
+/// last handle killed it, and drops the payload (greenlet's way: print the
+/// error and go on).
+#[cold]
+fn report_ignored_panic(g: &Inner, p: Box<dyn Any + Send>) {
+    let msg = p
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a non-string payload");
+    let name = g.name().map(|n| format!(" ({n})")).unwrap_or_default();
+    eprintln!(
+        "greenhub: greenlet #{}{name} panicked while being killed because its last handle \
+         was dropped; the panic is ignored: {msg}",
+        g.id
+    );
+    core::drop_payload(p);
 }
 
 impl fmt::Debug for Greenlet {

@@ -129,7 +129,14 @@ pub fn call_soon(f: impl FnOnce() + 'static) -> CallHandle {
 /// greenhub::sleep(Duration::from_millis(10));
 /// ```
 pub fn call_later(delay: Duration, f: impl FnOnce() + 'static) -> CallHandle {
-    call_at(Instant::now() + delay, f)
+    match super::deadline_after(delay) {
+        Some(when) => call_at(when, f),
+        // Past the clock's range: never due, but still cancellable.
+        None => CallHandle {
+            slot: slot(f),
+            timer: None,
+        },
+    }
 }
 
 /// Runs `f` on the hub at `when` (on the [`now`](crate::now) clock). Timers

@@ -12,6 +12,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Instant;
 
 use super::{with, Hub, Wake, Waker};
+use crate::greenlet::core::is_current;
 use crate::sys::{Event, Poller};
 
 /// Which way an operation waits.
@@ -36,11 +37,35 @@ struct Slot {
     /// The peer hung up: a short read may be followed by EOF with no event
     /// to announce it, so reads never wait first once this is set.
     hangup: bool,
+    /// Urgent data (`MSG_OOB`) was seen on it: reads stop short at the
+    /// urgent mark with data still queued and no event to come for it, so
+    /// a short read never marks it drained again.
+    urgent: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// The fd, to add it again to a fresh poller after `fork`.
+    fd: RawFd,
     /// An error the poller took off the socket (`sys::Event::error`; only
     /// libkqueue does): the next operation returns it.
     error: Option<i32>,
+}
+
+impl Slot {
+    /// The parked waiter for `dir`.
+    fn place(&mut self, dir: Direction) -> &mut Option<Waker> {
+        match dir {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        }
+    }
+}
+
+#[cold]
+fn two_waiters(dir: Direction) -> ! {
+    panic!(
+        "greenhub: two green threads wait to {} the same fd at once",
+        if dir == Direction::Read { "read" } else { "write" }
+    )
 }
 
 /// The registered fds, indexed by the low half of their poller token.
@@ -63,7 +88,7 @@ impl IoTable {
         self.slots.len() - self.free.len()
     }
 
-    fn insert(&mut self) -> u64 {
+    fn insert(&mut self, fd: RawFd) -> u64 {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -73,8 +98,10 @@ impl IoTable {
         };
         let slot = &mut self.slots[index as usize];
         slot.in_use = true;
+        slot.fd = fd;
         slot.drained = false;
         slot.hangup = false;
+        slot.urgent = false;
         slot.error = None;
         token(index, slot.generation)
     }
@@ -95,10 +122,20 @@ impl IoTable {
         wakers
     }
 
+    /// Every registered fd and its token (to add them to a fresh poller).
+    pub(crate) fn registered_fds(&self) -> impl Iterator<Item = (RawFd, u64)> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.in_use)
+            .map(|(i, s)| (s.fd, token(i as u32, s.generation)))
+    }
+
     /// Wakes whoever waits for what `ev` reports.
     pub(crate) fn dispatch(&mut self, ev: Event) {
         let Some(slot) = self.slot(ev.token) else { return };
         slot.hangup |= ev.hangup;
+        slot.urgent |= ev.urgent;
         if ev.error != 0 {
             slot.error = Some(ev.error);
         }
@@ -142,7 +179,7 @@ impl Registration {
     pub(crate) fn new(fd: BorrowedFd<'_>) -> io::Result<Registration> {
         let fd = fd.as_raw_fd();
         with(|h| {
-            let token = h.io.borrow_mut().insert();
+            let token = h.io.borrow_mut().insert(fd);
             match h.poller().and_then(|p| p.add(fd, token)) {
                 Ok(()) => Ok(Registration {
                     fd,
@@ -160,6 +197,10 @@ impl Registration {
     /// Parks until the fd may be ready for `dir`, or `deadline` passes
     /// (`TimedOut`). Readiness is a hint: the caller retries its syscall.
     pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        // Refused before anything is registered: the first waiter's waker
+        // stays in the slot (a guard made first would clear it as the
+        // refusal unwinds, and the first waiter would never wake).
+        self.check_free(dir);
         let guard = Parked {
             token: self.token,
             dir,
@@ -176,23 +217,38 @@ impl Registration {
         }
     }
 
+    /// Refuses a second waiter for `dir` while another's park is under way
+    /// (checked before its `Parked` guard exists, so that the refusal, as
+    /// it unwinds, cannot clear the first waiter's waker).
+    fn check_free(&self, dir: Direction) {
+        let busy = with(|h| {
+            let mut t = h.io.borrow_mut();
+            t.slot(self.token)
+                .and_then(|slot| slot.place(dir).as_ref().map(Waker::is_waiting))
+                .unwrap_or(false)
+        });
+        if busy {
+            two_waiters(dir);
+        }
+    }
+
     /// Puts `w` in the fd's reader or writer slot, for the park under way
     /// (a `Parked` guard takes it out when the park ends).
     fn arm(&self, dir: Direction, w: &Waker) {
         with(|h| {
             let mut t = h.io.borrow_mut();
             if let Some(slot) = t.slot(self.token) {
-                let place = match dir {
-                    Direction::Read => &mut slot.reader,
-                    Direction::Write => &mut slot.writer,
-                };
-                assert!(
-                    place.as_ref().is_none_or(|old| !old.is_waiting()),
-                    "greenhub: two green threads wait to {} the same fd at once",
-                    if dir == Direction::Read { "read" } else { "write" }
-                );
-                *place = Some(w.clone());
-                t.waiting += 1;
+                let place = slot.place(dir);
+                if place
+                    .as_ref()
+                    .is_some_and(|old| old.is_waiting() && !is_current(old.target()))
+                {
+                    drop(t);
+                    two_waiters(dir);
+                }
+                if place.replace(w.clone()).is_none() {
+                    t.waiting += 1;
+                }
             }
         })
     }
@@ -202,7 +258,9 @@ impl Registration {
     pub(crate) fn mark_drained(&self) {
         with(|h| {
             if let Some(slot) = h.io.borrow_mut().slot(self.token) {
-                slot.drained = !slot.hangup;
+                // Without urgent-data events (kqueue) a short read may have
+                // stopped at an urgent mark: never park on it first there.
+                slot.drained = Poller::REPORTS_URGENT && !slot.hangup && !slot.urgent;
             }
         });
     }
@@ -226,7 +284,9 @@ impl Registration {
         deadline: Option<Instant>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        if dir == Direction::Read && self.is_drained() {
+        // Not while unwinding: parks return at once then, and the read
+        // is to be tried once (see the crate docs' rules for destructors).
+        if dir == Direction::Read && self.is_drained() && !super::unwinding() {
             self.wait(dir, deadline)?;
         }
         loop {
@@ -273,6 +333,9 @@ impl Registration {
 /// Parks until any of `fds` may be ready for its direction, or `deadline`
 /// passes: one park, its waker in every fd's slot (`select.rs`).
 pub(crate) fn wait_any(fds: &[(&Registration, Direction)], deadline: Option<Instant>) -> Wake {
+    for &(r, dir) in fds {
+        r.check_free(dir);
+    }
     let _guards: Vec<Parked> = fds
         .iter()
         .map(|&(r, dir)| Parked { token: r.token, dir })
@@ -316,11 +379,9 @@ impl Drop for Parked {
         let _ = with_live_hub(|h| {
             let mut t = h.io.borrow_mut();
             if let Some(slot) = t.slot(self.token) {
-                let place = match self.dir {
-                    Direction::Read => &mut slot.reader,
-                    Direction::Write => &mut slot.writer,
-                };
-                if place.take().is_some() {
+                // Only our own waker: never another green thread's.
+                let place = slot.place(self.dir);
+                if place.take_if(|w| is_current(w.target())).is_some() {
                     t.waiting -= 1;
                 }
             }

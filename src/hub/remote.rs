@@ -200,6 +200,36 @@ impl Hub {
         }
     }
 
+    /// After `fork`, in the child: the inbox gets its own eventfd (the
+    /// inherited one is shared with the parent) in the hub's fresh poller;
+    /// what the parent had posted is dropped unrun; remote waits in flight
+    /// (their workers are threads of the parent) end as done, so each
+    /// waiter re-checks and finds no result (`blocking::run` then panics
+    /// saying its job was lost) instead of waiting forever.
+    pub(crate) fn reinit_remotes_after_fork(&self, poller: &crate::sys::Poller) -> io::Result<()> {
+        let inbox = self.remotes.borrow().inbox.clone();
+        if let Some(inbox) = inbox {
+            inbox.efd.renew(poller, INBOX_TOKEN)?;
+            inbox.notified.store(false, Ordering::SeqCst);
+            while inbox.done.pop().is_some() {}
+            while inbox.calls.pop().is_some() {}
+        }
+        let wakers: Vec<Waker> = self
+            .remotes
+            .borrow_mut()
+            .waiting
+            .values_mut()
+            .filter_map(|w| {
+                w.done = true;
+                w.waker.take()
+            })
+            .collect();
+        for w in wakers {
+            w.wake();
+        }
+        Ok(())
+    }
+
     /// The inbox's eventfd fired: wake every finished remote wait.
     pub(crate) fn drain_inbox(&self) {
         let Some(inbox) = self.remotes.borrow().inbox.clone() else {

@@ -54,6 +54,11 @@ impl Timers {
         key
     }
 
+    /// Every timer's action, in deadline order (for the hub's teardown).
+    pub(crate) fn into_actions(self) -> impl Iterator<Item = Action> {
+        self.map.into_values()
+    }
+
     pub(crate) fn remove(&mut self, key: TimerKey) -> Option<Action> {
         self.map.remove(&key)
     }

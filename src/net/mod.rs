@@ -267,6 +267,8 @@ macro_rules! io_methods {
 }
 
 mod addr;
+pub(crate) mod backoff;
+mod lend;
 mod sock;
 mod tcp;
 mod tcp_stream;

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
+use super::lend::Lent;
 use crate::hub::io::{Direction, Registration};
 
 /// A std socket (`S`) driven by the hub.
@@ -27,6 +28,9 @@ pub(crate) struct Sock<S: AsFd> {
     write_timeout: Cell<Option<Duration>>,
     /// `set_nonblocking(true)`: return `WouldBlock` instead of parking.
     nonblocking: Cell<bool>,
+    /// A listener's accepts that ran out of a resource in a row: the next
+    /// accept pauses first (see `backoff`).
+    accept_failures: Cell<u8>,
     /// The registration belongs to this OS thread's hub, so the socket
     /// must not move to (or be dropped on) another thread.
     _not_send: PhantomData<Rc<()>>,
@@ -47,6 +51,7 @@ impl<S: AsFd> Sock<S> {
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
             nonblocking: Cell::new(false),
+            accept_failures: Cell::new(0),
             _not_send: PhantomData,
         })
     }
@@ -68,7 +73,7 @@ impl<S: AsFd> Sock<S> {
             Direction::Read => self.read_timeout.get(),
             Direction::Write => self.write_timeout.get(),
         };
-        self.io_until(dir, timeout.map(|d| Instant::now() + d), op)
+        self.io_until(dir, timeout.and_then(crate::hub::deadline_after), op)
     }
 
     /// [`io`](Self::io) with an explicit deadline.
@@ -84,6 +89,33 @@ impl<S: AsFd> Sock<S> {
         self.reg.io(dir, deadline, || op(&self.io))
     }
 
+    /// An accept through the I/O loop that backs off: after it ran out of
+    /// a resource (`EMFILE`...), the next one pauses first, 5 ms doubling
+    /// up to 1 s (see `backoff`), so a loop retrying at once cannot spin
+    /// while other green threads (whose ending may free an fd) wait. A
+    /// non-blocking listener never pauses.
+    pub(crate) fn accept<R>(
+        &self,
+        deadline: Option<Instant>,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let failures = self.accept_failures.get();
+        if failures > 0 && !self.nonblocking.get() {
+            let pause = crate::hub::deadline_after(super::backoff::delay(failures));
+            match (pause, deadline) {
+                (Some(p), Some(d)) if d < p => {
+                    crate::hub::sleep_until(d);
+                    return Err(io::Error::from(io::ErrorKind::TimedOut));
+                }
+                (Some(p), _) => crate::hub::sleep_until(p),
+                (None, _) => {}
+            }
+        }
+        let result = self.io_until(Direction::Read, deadline, op);
+        self.accept_failures.set(super::backoff::next(failures, &result));
+        result
+    }
+
     /// A stream read. A short one means the receive buffer is empty now,
     /// which the registration notes so the next read parks at once rather
     /// than first failing with `EAGAIN` (one syscall per message saved in
@@ -94,6 +126,22 @@ impl<S: AsFd> Sock<S> {
             self.reg.mark_drained();
         }
         Ok(n)
+    }
+
+    /// A stream read into a buffer lent only while data is there (see
+    /// `lend`): waits for data holding no buffer, then reads into a lent
+    /// one and runs `f` on the bytes read (none: end of file).
+    pub(crate) fn read_with<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> io::Result<R> {
+        let (mut buf, n) = self.io(Direction::Read, |s| {
+            // On `WouldBlock` the buffer goes back before the park.
+            let mut buf = Lent::take();
+            let n = (&*SockRef::from(s)).read(&mut buf)?;
+            Ok((buf, n))
+        })?;
+        if n > 0 && n < buf.len() && !self.nonblocking.get() {
+            self.reg.mark_drained();
+        }
+        Ok(f(&mut buf[..n]))
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

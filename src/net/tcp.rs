@@ -106,10 +106,14 @@ impl TcpListener {
     ///
     /// # Errors
     /// The OS error (for instance `EMFILE` when the process is out of fds;
-    /// retry later, the connection stays queued).
+    /// retry later, the connection stays queued). After such a shortage
+    /// (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) the next `accept` first
+    /// pauses, 5 ms doubling up to 1 s while it lasts, as gevent's server
+    /// sleeps and retries: a loop that retries at once cannot spin and
+    /// starve the green threads whose ending would free an fd.
     ///
     /// # Blocking
-    /// Parks until a client connects.
+    /// Parks until a client connects (and for the pause after a shortage).
     ///
     /// ```
     /// use greenhub::net::{TcpListener, TcpStream};
@@ -136,13 +140,30 @@ impl TcpListener {
     /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
     /// ```
     pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(TcpStream, SocketAddr)> {
-        self.accept_until(Some(Instant::now() + timeout))
+        self.accept_until(crate::hub::deadline_after(timeout))
     }
 
     fn accept_until(&self, deadline: Option<Instant>) -> io::Result<(TcpStream, SocketAddr)> {
-        let (socket, addr) = self.inner.io_until(Direction::Read, deadline, |l| {
+        let accepted = self
+            .inner
+            .accept(deadline, |l| crate::sys::accept(socket2::SockRef::from(l)));
+        self.adopt(accepted)
+    }
+
+    /// [`accept`](Self::accept) without the listener's own back-off, for
+    /// `StreamServer`, which backs off itself (waking early as handlers end).
+    pub(crate) fn accept_without_backoff(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let accepted = self.inner.io_until(Direction::Read, None, |l| {
             crate::sys::accept(socket2::SockRef::from(l))
-        })?;
+        });
+        self.adopt(accepted)
+    }
+
+    fn adopt(
+        &self,
+        accepted: io::Result<(socket2::Socket, socket2::SockAddr)>,
+    ) -> io::Result<(TcpStream, SocketAddr)> {
+        let (socket, addr) = accepted?;
         let addr = addr
             .as_socket()
             .ok_or_else(|| io::Error::other("greenhub: a TCP listener accepted a non-IP peer"))?;

@@ -10,7 +10,6 @@ use socket2::{Domain, SockAddr};
 
 use super::sock::Sock;
 use super::tcp::DEFAULT_BACKLOG;
-use crate::hub::io::Direction;
 
 /// A Unix domain socket server (std's `UnixListener`, on the hub).
 ///
@@ -146,13 +145,11 @@ impl UnixListener {
     /// # std::fs::remove_file(&path).unwrap();
     /// ```
     pub fn accept_timeout(&self, timeout: Duration) -> io::Result<(UnixStream, SocketAddr)> {
-        self.accept_until(Some(Instant::now() + timeout))
+        self.accept_until(crate::hub::deadline_after(timeout))
     }
 
     fn accept_until(&self, deadline: Option<Instant>) -> io::Result<(UnixStream, SocketAddr)> {
-        let (stream, addr) = self
-            .inner
-            .io_until(Direction::Read, deadline, net::UnixListener::accept)?;
+        let (stream, addr) = self.inner.accept(deadline, net::UnixListener::accept)?;
         Ok((UnixStream::from_std(stream)?, addr))
     }
 

@@ -342,7 +342,7 @@ impl Group {
     /// ```
     #[must_use = "false means members are still running"]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.wait_emptied(Some(Instant::now() + timeout))
+        self.wait_emptied(crate::hub::deadline_after(timeout))
     }
 
     /// Kills every member and waits until all have ended; members not yet

@@ -122,7 +122,7 @@ impl Event {
     /// ```
     #[must_use = "false means the event was not set in time"]
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(crate::hub::deadline_after(timeout))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> bool {

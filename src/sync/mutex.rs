@@ -4,7 +4,7 @@
 use std::cell::{RefCell, RefMut};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::semaphore::{Permits, SemaphorePermit};
 use crate::Elapsed;
@@ -125,7 +125,7 @@ impl<T> Mutex<T> {
     /// assert!(m.lock_timeout(Duration::from_millis(5)).is_err());
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Result<MutexGuard<'_, T>, Elapsed> {
-        let permit = self.permit.acquire_until(Some(Instant::now() + timeout))?;
+        let permit = self.permit.acquire_until(crate::hub::deadline_after(timeout))?;
         Ok(self.guard(permit))
     }
 

@@ -221,7 +221,7 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
     /// assert_eq!(err, PutError::TimedOut(2));
     /// ```
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_until(item, Some(Instant::now() + timeout))
+        self.put_until(item, crate::hub::deadline_after(timeout))
     }
 
     /// Puts `item` if that needs no waiting.
@@ -317,7 +317,7 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
     /// assert_eq!(q.get_timeout(std::time::Duration::from_millis(5)), Err(GetError::TimedOut));
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_until(Some(Instant::now() + timeout))
+        self.get_until(crate::hub::deadline_after(timeout))
     }
 
     /// Takes an item if one is there now.
@@ -525,7 +525,7 @@ impl<T, S: Storage<T>> GenericQueue<T, S> {
     /// ```
     #[must_use = "false means items are still unfinished"]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.join_until(Some(Instant::now() + timeout))
+        self.join_until(crate::hub::deadline_after(timeout))
     }
 
     fn join_until(&self, deadline: Option<Instant>) -> bool {

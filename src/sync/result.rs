@@ -316,7 +316,7 @@ impl<T: Clone + 'static> AsyncResult<T> {
     /// assert!(matches!(err, AsyncError::TimedOut));
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, AsyncError> {
-        self.get_until(Some(Instant::now() + timeout))
+        self.get_until(crate::hub::deadline_after(timeout))
     }
 
     /// The value if it is ready, without waiting.

@@ -40,6 +40,11 @@ pub struct RLock<T> {
 /// let inner = lock.lock(); // the owner may take it again
 /// assert_eq!(*inner + *outer, 10);
 /// ```
+///
+/// # Panics
+/// Dropped by another green thread than the one that locked (the guard was
+/// moved there): the lock stays held and the drop panics saying so (or,
+/// if that green thread is unwinding already, reports it on stderr).
 #[must_use = "dropping the guard unlocks at once"]
 pub struct RLockGuard<'a, T> {
     lock: &'a RLock<T>,
@@ -81,7 +86,7 @@ impl<T> RLock<T> {
     pub fn lock(&self) -> RLockGuard<'_, T> {
         match self.lock_until(None) {
             Ok(g) => g,
-            Err(Elapsed) => unreachable!("greenhub: a wait without deadline timed out"),
+            Err(Elapsed) => crate::hub::cannot_wait_unwinding("RLock::lock"),
         }
     }
 
@@ -120,7 +125,7 @@ impl<T> RLock<T> {
     /// let _g = lock.lock_timeout(std::time::Duration::from_millis(5)).unwrap();
     /// ```
     pub fn lock_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_, T>, Elapsed> {
-        self.lock_until(Some(Instant::now() + timeout))
+        self.lock_until(crate::hub::deadline_after(timeout))
     }
 
     fn lock_until(&self, deadline: Option<Instant>) -> Result<RLockGuard<'_, T>, Elapsed> {
@@ -168,11 +173,33 @@ impl<T> Deref for RLockGuard<'_, T> {
 
 impl<T> Drop for RLockGuard<'_, T> {
     fn drop(&mut self) {
+        let me = Greenlet::current().id();
+        if self.lock.owner.get() != me {
+            return released_by_non_owner(self.lock.owner.get(), me);
+        }
         let depth = self.lock.depth.get() - 1;
         self.lock.depth.set(depth);
         if depth == 0 {
             self.lock.permit.put_back();
         }
+    }
+}
+
+/// A guard moved to another green thread is dropped there: the lock is
+/// not the dropper's to release (gevent raises "cannot release un-acquired
+/// lock"). It stays held; the misuse is a panic, or, when the dropper is
+/// unwinding already (a second panic would abort), a report on stderr.
+#[cold]
+fn released_by_non_owner(owner: u64, me: u64) {
+    let msg = format!(
+        "greenhub: an RLockGuard of green thread #{owner} was dropped by green thread #{me}; \
+         only the holder can release an RLock, so it stays held (keep guards on the green \
+         thread that locked)"
+    );
+    if std::thread::panicking() {
+        eprintln!("{msg}");
+    } else {
+        panic!("{msg}");
     }
 }
 

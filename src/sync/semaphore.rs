@@ -65,7 +65,9 @@ impl Permits {
     }
 
     pub(crate) fn acquire(&self) -> SemaphorePermit<'_> {
-        self.take_until(None);
+        if !self.take_until(None) {
+            crate::hub::cannot_wait_unwinding("acquiring a permit (Semaphore, Mutex)");
+        }
         SemaphorePermit { permits: self }
     }
 
@@ -253,7 +255,7 @@ impl Semaphore {
     /// assert!(sem.acquire_timeout(Duration::from_millis(5)).is_err());
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphorePermit<'_>, Elapsed> {
-        self.permits.acquire_until(Some(Instant::now() + timeout))
+        self.permits.acquire_until(crate::hub::deadline_after(timeout))
     }
 
     /// How many permits can be taken without waiting.

@@ -29,6 +29,10 @@ pub(crate) struct Event {
     /// The peer hung up (or an error is pending): reads reach EOF or the
     /// error without further events.
     pub(crate) hangup: bool,
+    /// TCP urgent data (`MSG_OOB`) arrived: reads stop short at its mark
+    /// with more data queued behind it, so a short read no longer means
+    /// the receive buffer is empty.
+    pub(crate) urgent: bool,
     /// An error the poller took off the socket: never here (epoll leaves
     /// it for the next operation); see `kqueue.rs`.
     pub(crate) error: i32,
@@ -54,6 +58,10 @@ fn check(r: libc::c_int) -> io::Result<libc::c_int> {
 }
 
 impl Poller {
+    /// Urgent data (`MSG_OOB`) is reported (`EPOLLPRI`, `Event::urgent`),
+    /// so the hub may trust a short stream read to mean "drained".
+    pub(crate) const REPORTS_URGENT: bool = true;
+
     pub(crate) fn new() -> io::Result<Poller> {
         // SAFETY: epoll_create1 takes no pointers; the result is checked.
         let fd = check(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
@@ -62,10 +70,19 @@ impl Poller {
         Ok(Poller { epfd })
     }
 
+    /// In a child process after `fork`: gives this poller a fresh, empty
+    /// epoll instance under the same fd number (the inherited one is
+    /// shared with the parent, which would see the child's registrations
+    /// and steal its events). The fds must be added again.
+    pub(crate) fn renew(&self) -> io::Result<()> {
+        renew_fd(self.epfd.as_raw_fd(), Poller::new()?.epfd)
+    }
+
     /// Adds `fd` with read and write interest, edge-triggered.
     pub(crate) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
         let mut ev = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+            events: (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET)
+                as u32,
             u64: token,
         };
         // SAFETY: `ev` is a valid epoll_event for the call's duration.
@@ -100,6 +117,7 @@ impl Poller {
                 readable: failed || bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) != 0,
                 writable: failed || bits & libc::EPOLLOUT != 0,
                 hangup: failed || bits & libc::EPOLLRDHUP != 0,
+                urgent: bits & libc::EPOLLPRI != 0,
                 error: 0,
             });
         }
@@ -151,6 +169,15 @@ pub(crate) struct Notifier {
     fd: OwnedFd,
 }
 
+/// Puts `fresh` in place of the open fd `at` (same number, close-on-exec),
+/// then closes `fresh`'s own number.
+fn renew_fd(at: RawFd, fresh: OwnedFd) -> io::Result<()> {
+    // SAFETY: both are open fds this process owns; dup3 replaces `at`
+    // atomically, and `at`'s owner keeps owning the number.
+    check(unsafe { libc::dup3(fresh.as_raw_fd(), at, libc::O_CLOEXEC) })?;
+    Ok(())
+}
+
 impl Poller {
     /// A way for other OS threads to wake this poller: a fresh eventfd,
     /// added with `token`. One per poller (the hub's inbox).
@@ -165,6 +192,17 @@ impl Poller {
 }
 
 impl Notifier {
+    /// After `fork`, in the child: a fresh eventfd under the same fd number
+    /// (the inherited one is shared with the parent), added to `poller`
+    /// (renewed already) with `token`.
+    pub(crate) fn renew(&self, poller: &Poller, token: u64) -> io::Result<()> {
+        // SAFETY: eventfd takes no pointers; the result is checked.
+        let fd = check(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        renew_fd(self.fd.as_raw_fd(), unsafe { OwnedFd::from_raw_fd(fd) })?;
+        poller.add(self.fd.as_raw_fd(), token)
+    }
+
     /// Makes the fd readable (from any thread). A full counter (EAGAIN)
     /// means it is readable already, which is all a notify needs.
     pub(crate) fn notify(&self) {

@@ -114,6 +114,9 @@ pub(crate) struct Event {
     /// Only libkqueue does this (it reads `SO_ERROR`, which clears it on
     /// Linux); a kernel kqueue copies the error and leaves it in place.
     pub(crate) error: i32,
+    /// TCP urgent data arrived (see epoll.rs): never reported here, where
+    /// urgent data is not watched for.
+    pub(crate) urgent: bool,
 }
 
 /// Whether events may carry an `error` taken off the socket (see
@@ -208,6 +211,22 @@ fn apply(kq: RawFd, changes: &[ffi::kevent]) -> io::Result<()> {
 }
 
 impl Poller {
+    /// Urgent data is not watched for (`Event::urgent` is always false):
+    /// a read that stops short at the urgent mark leaves data queued with
+    /// no event to come, so the hub must not take a short read to mean
+    /// "drained" on this poller.
+    pub(crate) const REPORTS_URGENT: bool = false;
+
+    /// After `fork` (see `reinit_after_fork`): not supported with kqueue
+    /// yet (a BSD child does not inherit the kqueue at all, so the hub
+    /// would need a new one with every fd added again).
+    pub(crate) fn renew(&self) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "greenhub: reinit_after_fork is not supported with the kqueue poller",
+        ))
+    }
+
     pub(crate) fn new() -> io::Result<Poller> {
         // SAFETY: kqueue takes no arguments; the result is checked.
         let fd = check(unsafe { ffi::kqueue() })?;
@@ -327,6 +346,7 @@ impl Poller {
                     writable: error || taken != 0,
                     hangup: eof || error,
                     error: taken,
+                    urgent: false,
                 },
                 ffi::EVFILT_WRITE => Event {
                     token,
@@ -334,6 +354,7 @@ impl Poller {
                     writable: true,
                     hangup: error || taken != 0,
                     error: taken,
+                    urgent: false,
                 },
                 // The notifier: the hub knows it by its token.
                 ffi::EVFILT_USER => Event {
@@ -342,6 +363,7 @@ impl Poller {
                     writable: false,
                     hangup: false,
                     error: 0,
+                    urgent: false,
                 },
                 _ => continue,
             };
@@ -365,6 +387,7 @@ impl Poller {
                 writable: true,
                 hangup: false,
                 error: 0,
+                urgent: false,
             });
         }
     }
@@ -378,6 +401,11 @@ pub(crate) struct Notifier {
 }
 
 impl Notifier {
+    /// After `fork`: not supported with kqueue (see `Poller::renew`).
+    pub(crate) fn renew(&self, _poller: &Poller, _token: u64) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
     /// Triggers the event (from any thread). Triggering an event that is
     /// pending already changes nothing, which is all a notify needs.
     pub(crate) fn notify(&self) {

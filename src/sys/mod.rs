@@ -18,8 +18,9 @@
 //! - `write_stderr(bytes)` and `abort()`: async-signal-safe reporting.
 //!
 //! From the per-OS file (`linux.rs`, or `other.rs` elsewhere):
-//! - `light_guards_supported()` and `install_light_guard(addr, len)`: a guard
-//!   that costs no extra mapping (`MADV_GUARD_INSTALL`, Linux >= 6.13);
+//! - `light_guards_supported()` and `install_light_guards(addrs, len)`:
+//!   guards that cost no extra mapping (`MADV_GUARD_INSTALL`, Linux >=
+//!   6.13), many in one system call where the kernel allows;
 //! - `mapping_count()` and `max_map_count()`: the process's mappings and the
 //!   kernel's cap on them, for error messages and tests;
 //! - `fault_address(info)`: the faulting address in a `siginfo_t`;
@@ -61,13 +62,13 @@ pub(crate) use linux::resident_bytes;
 #[cfg(target_os = "linux")]
 use linux::{fault_address, prepare_stack_region, STACK_MAP_FLAGS};
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{install_light_guard, light_guards_supported, mapping_count, max_map_count};
+pub(crate) use linux::{install_light_guards, light_guards_supported, mapping_count, max_map_count};
 #[cfg(all(test, not(target_os = "linux")))]
 pub(crate) use other::resident_bytes;
 #[cfg(not(target_os = "linux"))]
 use other::{fault_address, prepare_stack_region, STACK_MAP_FLAGS};
 #[cfg(not(target_os = "linux"))]
-pub(crate) use other::{install_light_guard, light_guards_supported, mapping_count, max_map_count};
+pub(crate) use other::{install_light_guards, light_guards_supported, mapping_count, max_map_count};
 #[cfg(test)]
 pub(crate) use unix::set_address_space_limit;
 pub(crate) use unix::{

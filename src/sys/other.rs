@@ -10,7 +10,7 @@ pub(crate) const STACK_MAP_FLAGS: libc::c_int = libc::MAP_PRIVATE | libc::MAP_AN
 pub(crate) fn prepare_stack_region(_addr: usize, _len: usize) {}
 
 /// No guard without a mapping of its own here; stacks use `mprotect`.
-pub(crate) fn install_light_guard(_addr: usize, _len: usize) -> io::Result<()> {
+pub(crate) fn install_light_guards(_addrs: &[usize], _len: usize) -> io::Result<()> {
     Err(io::ErrorKind::Unsupported.into())
 }
 
