@@ -96,11 +96,15 @@ impl Slab {
                 // SAFETY: `j < used <= CHUNK`: within the chunk's allocation.
                 (0..used).map(move |j| unsafe { NonNull::new_unchecked(chunk.as_ptr().add(j)) })
             })
-            // SAFETY: the slot is in a chunk and was handed out (it is below
-            // the unused tail): it holds either a record or, once given back,
-            // the free mark written by `give`; reading the id field's 8 bytes
-            // through a raw pointer creates no reference to a dead record.
-            .filter(|p| unsafe { ptr::addr_of!((*p.as_ptr()).inner.id).read() } != FREED)
+            .filter(|p| {
+                // The slot is in a chunk and was handed out (it is below the
+                // unused tail): it holds either a record or, once given back,
+                // the free mark written by `give`.
+                // SAFETY: reading the id field's 8 bytes of such a slot
+                // through a raw pointer creates no reference to a dead record.
+                let id = unsafe { ptr::addr_of!((*p.as_ptr()).inner.id).read() };
+                id != FREED
+            })
     }
 }
 
