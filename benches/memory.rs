@@ -12,7 +12,11 @@
 //!
 //! Also reported: spawn and start-up time per green thread, how late the
 //! hub finished draining the wake-ups after the last deadline, and the RSS
-//! left once all have finished. `RSS_before` is read after the hub has run
+//! left once all have finished. Next to the start-up time, the machine's
+//! floor for it: touching one fresh page per stack-sized slot, outside
+//! greenhub (each fresh stack pays that page fault once; on this project's
+//! 2-vCPU VM it measured about 3 to 4 us, most of a parked green thread's
+//! start-up). `RSS_before` is read after the hub has run
 //! one green thread, so the hub's own setup is not counted.
 //!
 //! The table shows the median with min and max over the rounds; nothing is
@@ -100,6 +104,42 @@ fn child_parked(n: u64, nap: Duration) {
     report("woke_early", woke_early as f64);
     report("unfinished", unfinished as f64);
     report("failed", failed as f64);
+    report("fault_ns_per", first_touch_ns(n));
+}
+
+/// This machine's floor for starting green threads on fresh stacks: the
+/// time to touch one fresh page in each of `n` slots laid out as the stack
+/// pool lays them out (a guard page plus `DEFAULT_STACK_SIZE`), which is the
+/// page fault (and the zeroing of the page) every fresh stack pays once.
+/// Measured after the green threads are done, so no RSS figure above
+/// includes it.
+fn first_touch_ns(n: u64) -> f64 {
+    let stride = greenhub::DEFAULT_STACK_SIZE + 4096;
+    let len = stride * n as usize;
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return f64::NAN;
+    }
+    let base = p.cast::<u8>();
+    let t = Instant::now();
+    for i in 0..n as usize {
+        // SAFETY: `i * stride + stride - 64` lies inside the `len` bytes just mapped.
+        unsafe { base.add(i * stride + stride - 64).write_volatile(1) };
+    }
+    let took = t.elapsed();
+    // SAFETY: unmaps exactly the mapping made above, no longer used.
+    unsafe { libc::munmap(p, len) };
+    ns_per(took, n)
 }
 
 fn run_as_child(case: &str) {
@@ -198,6 +238,7 @@ fn main() {
                 ("  mappings with all parked", "maps", "maps"),
                 ("  spawn", "ns/thread", "spawn_ns_per"),
                 ("  start up to the park", "ns/thread", "start_ns_per"),
+                ("  of which floor: first touch of a fresh page", "ns/page", "fault_ns_per"),
                 ("  drain after last deadline", "ms", "drain_ms"),
             ],
         );
