@@ -184,7 +184,7 @@ pub use stack::DEFAULT_STACK_SIZE;
 #[cfg(doc)]
 use sync::Event;
 pub use task::{
-    current_name, join_all, join_all_timeout, spawn, spawn_later, Builder, JoinError, JoinHandle,
+    current_name, join_all, join_all_timeout, spawn, spawn_later, Builder, JoinError, JoinHandle, Panic,
 };
 pub use timeout::{with_deadline, with_timeout, Elapsed};
 

@@ -12,7 +12,7 @@ use std::any::Any;
 use crate::greenlet::core::{Body, Outcome, Value};
 use crate::greenlet::gref::GRef;
 use crate::hub::callback;
-use crate::task::{JoinError, JoinHandle};
+use crate::task::{JoinError, JoinHandle, Panic};
 
 /// A finished green thread's outcome, moved out of its record while a look
 /// runs and put back when it ends, even if the look panics.
@@ -25,7 +25,7 @@ impl Drop for Lent<'_> {
     fn drop(&mut self) {
         let outcome = match self.view.take() {
             Some(Ok(v)) => Some(Outcome::Returned(v)),
-            Some(Err(JoinError::Panicked(p))) => Some(Outcome::Panicked(p)),
+            Some(Err(JoinError::Panicked(p))) => Some(Outcome::Panicked(p.into_payload())),
             Some(Err(JoinError::Killed)) => Some(Outcome::Killed),
             Some(Err(JoinError::NoStack(e))) => Some(Outcome::NoStack(e)),
             _ => None,
@@ -41,7 +41,7 @@ fn with_outcome_of<T: 'static, R>(g: &GRef, f: impl FnOnce(Result<&T, &JoinError
     }
     let view = match g.body.replace(Body::Done(None)) {
         Body::Done(Some(Outcome::Returned(v))) => Ok(v),
-        Body::Done(Some(Outcome::Panicked(p))) => Err(JoinError::Panicked(p)),
+        Body::Done(Some(Outcome::Panicked(p))) => Err(JoinError::Panicked(Panic::new(p, g.id, g.name()))),
         Body::Done(Some(Outcome::Killed)) => Err(JoinError::Killed),
         Body::Done(Some(Outcome::NoStack(e))) => Err(JoinError::NoStack(e)),
         Body::Done(None) => Err(JoinError::AlreadyJoined),

@@ -439,7 +439,7 @@ fn map_with<A: 'static, T: 'static>(
 /// Re-raises a failed pool call in the caller.
 fn reraise(e: JoinError) -> ! {
     match e {
-        JoinError::Panicked(p) => panic::resume_unwind(p),
+        JoinError::Panicked(p) => panic::resume_unwind(p.into_payload()),
         other => panic!("greenhub: a pool call failed: {other}"),
     }
 }

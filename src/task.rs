@@ -27,8 +27,9 @@ use crate::stack::DEFAULT_STACK_SIZE;
 /// ```
 #[non_exhaustive]
 pub enum JoinError {
-    /// The green thread panicked; this is the panic's payload.
-    Panicked(Box<dyn Any + Send>),
+    /// The green thread panicked: the panic's payload, and which green
+    /// thread it was (see [`Panic`]).
+    Panicked(Panic),
     /// The green thread was killed.
     Killed,
     /// The green thread never ran: no stack could be had when the hub first
@@ -78,7 +79,7 @@ impl JoinError {
     /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send> {
         match self {
-            JoinError::Panicked(p) => p,
+            JoinError::Panicked(p) => p.payload,
             other => panic!("greenhub: JoinError::into_panic on {other:?}"),
         }
     }
@@ -91,22 +92,152 @@ impl JoinError {
     /// ```
     pub fn panic_message(&self) -> Option<&str> {
         match self {
-            JoinError::Panicked(p) => p
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
+            JoinError::Panicked(p) => p.message(),
             _ => None,
         }
+    }
+}
+
+/// A green thread's panic, as a join reports it: the payload, and which
+/// green thread panicked, named as the panic message names it.
+///
+/// ```
+/// use greenhub::JoinError;
+///
+/// let h = greenhub::Builder::new()
+///     .name("panicker")
+///     .spawn(|| -> () { panic!("boom") })
+///     .unwrap();
+/// let id = h.id();
+/// match h.join() {
+///     Err(JoinError::Panicked(p)) => {
+///         assert_eq!(p.message(), Some("boom"));
+///         assert_eq!(p.name(), Some("panicker"));
+///         assert_eq!(p.id(), id);
+///         assert_eq!(p.to_string(), format!("green thread 'panicker' (#{id}) panicked: boom"));
+///         // To re-raise it here: std::panic::resume_unwind(p.into_payload())
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+pub struct Panic {
+    payload: Box<dyn Any + Send>,
+    id: u64,
+    name: Option<Box<str>>,
+}
+
+impl Panic {
+    /// The panic of green thread `id`, named `name`.
+    pub(crate) fn new(payload: Box<dyn Any + Send>, id: u64, name: Option<String>) -> Panic {
+        Panic {
+            payload,
+            id,
+            name: name.map(String::into_boxed_str),
+        }
+    }
+
+    /// The panic of the running green thread (or of the OS thread's main
+    /// code, id 0, outside green threads).
+    pub(crate) fn of_current(payload: Box<dyn Any + Send>) -> Panic {
+        match core::try_current() {
+            Some(g) => Panic::new(payload, g.id, g.name()),
+            None => Panic::new(payload, 0, None),
+        }
+    }
+
+    /// The payload, as `panic!` or `panic_any` made it.
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { std::panic::panic_any(7u32) });
+    /// let e = h.join().unwrap_err();
+    /// let greenhub::JoinError::Panicked(p) = &e else { unreachable!() };
+    /// assert_eq!(p.payload().downcast_ref::<u32>(), Some(&7));
+    /// ```
+    pub fn payload(&self) -> &(dyn Any + Send) {
+        &*self.payload
+    }
+
+    /// The payload, to re-raise with `std::panic::resume_unwind`.
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { panic!("again") });
+    /// if let Err(greenhub::JoinError::Panicked(p)) = h.join() {
+    ///     let payload = p.into_payload();
+    ///     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| std::panic::resume_unwind(payload)));
+    ///     assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"again"));
+    /// }
+    /// ```
+    pub fn into_payload(self) -> Box<dyn Any + Send> {
+        self.payload
+    }
+
+    /// The panic message, when the payload is a string.
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { panic!("code {}", 42) });
+    /// if let Err(greenhub::JoinError::Panicked(p)) = h.join() {
+    ///     assert_eq!(p.message(), Some("code 42"));
+    /// }
+    /// ```
+    pub fn message(&self) -> Option<&str> {
+        let p = &self.payload;
+        p.downcast_ref::<&str>()
+            .copied()
+            .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+    }
+
+    /// The id of the green thread that panicked ([`JoinHandle::id`]; the
+    /// `#N` of panic messages and `debug::run_info`).
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { panic!("x") });
+    /// let id = h.id();
+    /// if let Err(greenhub::JoinError::Panicked(p)) = h.join() {
+    ///     assert_eq!(p.id(), id);
+    /// }
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The name of the green thread that panicked, if it was given one
+    /// ([`Builder::name`]).
+    ///
+    /// ```
+    /// let h = greenhub::spawn(|| -> () { panic!("x") });
+    /// if let Err(greenhub::JoinError::Panicked(p)) = h.join() {
+    ///     assert_eq!(p.name(), None);
+    /// }
+    /// ```
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+}
+
+impl fmt::Display for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = crate::debug::describe_green_thread(self.id, self.name());
+        match self.message() {
+            Some(m) => write!(f, "{who} panicked: {m}"),
+            None => write!(f, "{who} panicked"),
+        }
+    }
+}
+
+impl fmt::Debug for Panic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Panic")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("message", &self.message())
+            .finish()
     }
 }
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JoinError::Panicked(_) => match self.panic_message() {
-                Some(m) => write!(f, "Panicked({m:?})"),
-                None => f.write_str("Panicked(..)"),
-            },
+            JoinError::Panicked(p) => write!(f, "Panicked({p:?})"),
             JoinError::Killed => f.write_str("Killed"),
             JoinError::NoStack(e) => write!(f, "NoStack({e:?})"),
             JoinError::TimedOut => f.write_str("TimedOut"),
@@ -119,10 +250,7 @@ impl fmt::Debug for JoinError {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            JoinError::Panicked(_) => match self.panic_message() {
-                Some(m) => write!(f, "green thread panicked: {m}"),
-                None => f.write_str("green thread panicked"),
-            },
+            JoinError::Panicked(p) => write!(f, "{p}"),
             JoinError::Killed => f.write_str("green thread was killed"),
             JoinError::NoStack(e) => write!(f, "green thread could not start: {e}"),
             JoinError::TimedOut => f.write_str("join timed out"),
@@ -666,7 +794,7 @@ impl<T: 'static> Join<T> for JoinHandle<T> {
         match outcome {
             None => Err(JoinError::AlreadyJoined),
             Some(Outcome::Returned(v)) => Ok(core::downcast::<T>(v).unwrap_or_else(|_| unreachable!())),
-            Some(Outcome::Panicked(p)) => Err(JoinError::Panicked(p)),
+            Some(Outcome::Panicked(p)) => Err(JoinError::Panicked(Panic::new(p, self.g.id, self.g.name()))),
             Some(Outcome::Killed) => Err(JoinError::Killed),
             Some(Outcome::NoStack(e)) => Err(JoinError::NoStack(e)),
         }

@@ -19,6 +19,7 @@ use crate::greenlet::core::KillUnwind;
 use crate::hub::remote::{Inbox, RemoteWait, RemoteWaker};
 use crate::hub::{self, Wake};
 use crate::task::Join;
+use crate::task::Panic;
 use crate::JoinError;
 
 /// The hub behind a [`HubHandle`] has stopped taking work.
@@ -286,7 +287,7 @@ impl<T> Completer<T> {
             Ok(v) => self.finish(Ok(v)),
             // A kill must go on unwinding; this completer's drop reports it.
             Err(p) if (*p).type_id() == TypeId::of::<KillUnwind>() => panic::resume_unwind(p),
-            Err(p) => self.finish(Err(JoinError::Panicked(p))),
+            Err(p) => self.finish(Err(JoinError::Panicked(Panic::of_current(p)))),
         }
     }
 

@@ -70,11 +70,44 @@ fn spawn_closures_need_not_be_send() {
 fn join_error_tells_a_panic_with_its_payload() {
     bounded(|| {
         let h = spawn(|| -> u32 { panic!("boom") });
+        let id = h.id();
         let err = h.join().unwrap_err();
         assert!(err.is_panic() && !err.is_killed());
         assert_eq!(err.panic_message(), Some("boom"));
-        assert_eq!(err.to_string(), "green thread panicked: boom");
+        assert_eq!(err.to_string(), format!("green thread #{id} panicked: boom"));
         assert_eq!(panic_message(&*err.into_panic()), "boom");
+    });
+}
+
+#[test]
+fn join_error_names_the_green_thread_that_panicked() {
+    bounded(|| {
+        let h = greenhub::Builder::new()
+            .name("panicker")
+            .spawn(|| -> () { std::panic::panic_any(7u8) })
+            .unwrap();
+        let id = h.id();
+        let err = h.join().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("green thread 'panicker' (#{id}) panicked")
+        );
+        assert!(format!("{err:?}").contains("panicker"), "{err:?}");
+        let greenhub::JoinError::Panicked(p) = err else {
+            panic!("not a panic")
+        };
+        assert_eq!((p.id(), p.name(), p.message()), (id, Some("panicker"), None));
+        assert_eq!(p.payload().downcast_ref::<u8>(), Some(&7));
+        // A panic joined from another OS thread names it as well.
+        let hub = greenhub::thread::spawn_hub("far").unwrap();
+        let remote = hub.spawn(|| -> () { panic!("far") }).unwrap();
+        let err = remote.join().unwrap_err();
+        hub.stop();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("green thread #") && text.ends_with(" panicked: far"),
+            "{text}"
+        );
     });
 }
 

@@ -72,6 +72,7 @@ fn link_error_sees_panics_and_kills_and_link_value_does_not() {
     bounded(|| {
         let seen = log();
         let bad = spawn(|| -> u8 { panic!("bad") });
+        let bad_id = bad.id();
         let killed = spawn(|| sleep(LONG));
         let s = seen.clone();
         bad.link_error(move |e| s.borrow_mut().push(format!("bad:{e}")));
@@ -83,7 +84,13 @@ fn link_error_sees_panics_and_kills_and_link_value_does_not() {
         killed.kill();
         assert!(bad.join().is_err());
         assert!(killed.join().unwrap_err().is_killed());
-        assert_eq!(*seen.borrow(), ["bad:green thread panicked: bad", "killed:true"]);
+        assert_eq!(
+            *seen.borrow(),
+            [
+                format!("bad:green thread #{bad_id} panicked: bad"),
+                "killed:true".into()
+            ]
+        );
     });
 }
 
@@ -215,7 +222,7 @@ fn kill_with_surfaces_the_payload_in_join_error() {
         unstarted.kill_with(Stop(2));
         for (h, n) in [(running, 1), (unstarted, 2)] {
             match h.join() {
-                Err(JoinError::Panicked(p)) => assert_eq!(p.downcast_ref::<Stop>(), Some(&Stop(n))),
+                Err(JoinError::Panicked(p)) => assert_eq!(p.payload().downcast_ref::<Stop>(), Some(&Stop(n))),
                 other => panic!("expected the payload, got {other:?}"),
             }
         }
