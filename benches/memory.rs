@@ -238,7 +238,11 @@ fn main() {
                 ("  mappings with all parked", "maps", "maps"),
                 ("  spawn", "ns/thread", "spawn_ns_per"),
                 ("  start up to the park", "ns/thread", "start_ns_per"),
-                ("  of which floor: first touch of a fresh page", "ns/page", "fault_ns_per"),
+                (
+                    "  of which floor: first touch of a fresh page",
+                    "ns/page",
+                    "fault_ns_per",
+                ),
                 ("  drain after last deadline", "ms", "drain_ms"),
             ],
         );
