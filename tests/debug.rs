@@ -208,6 +208,15 @@ fn a_panic_hook_set_before_first_use_is_kept() {
     assert!(!out.stderr.contains("green thread 'panicker'"), "{}", out.stderr);
 }
 
+/// The `N` of "parked: ... for N ms" in a run info line.
+fn waited_ms(line: &str) -> u64 {
+    let rest = &line[line
+        .find(" for ")
+        .unwrap_or_else(|| panic!("no wait time in {line}"))
+        + 5..];
+    rest[..rest.find(" ms").unwrap()].parse().unwrap()
+}
+
 #[test]
 fn run_info_lists_a_green_thread_parked_in_a_read_with_its_fd() {
     let (a, mut b) = greenhub::net::UnixStream::pair().unwrap();
@@ -222,19 +231,35 @@ fn run_info_lists_a_green_thread_parked_in_a_read_with_its_fd() {
     let sleeper = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(30)));
     let joiner_target = reader.id();
     greenhub::yield_now();
+    // Both have waited about this long when run info is taken.
+    greenhub::sleep(Duration::from_millis(250));
+    let fresh = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(30)));
+    greenhub::yield_now();
     let text = greenhub::debug::run_info().to_string();
     let line = text
         .lines()
         .find(|l| l.contains("'reader'"))
         .unwrap_or_else(|| panic!("no line for the reader:\n{text}"));
     assert!(line.contains(&format!("#{joiner_target}")), "{text}");
-    assert!(line.contains(&format!("parked: read on fd {fd}")), "{text}");
+    assert!(line.contains(&format!("parked: read on fd {fd} for ")), "{text}");
+    assert!((200..30_000).contains(&waited_ms(line)), "{text}");
     assert!(line.contains("spawned at tests/debug.rs:"), "{text}");
     let line = text
         .lines()
         .find(|l| l.contains(&format!("#{} ", sleeper.id())))
         .unwrap_or_else(|| panic!("no line for the sleeper:\n{text}"));
-    assert!(line.contains("parked: sleep, wakes in "), "{text}");
+    assert!(
+        line.contains("parked: sleep for ") && line.contains(" ms, wakes in "),
+        "{text}"
+    );
+    assert!((200..30_000).contains(&waited_ms(line)), "{text}");
+    // One that parked just now has waited less than the others.
+    let line = text
+        .lines()
+        .find(|l| l.contains(&format!("#{} ", fresh.id())))
+        .unwrap_or_else(|| panic!("no line for the fresh sleeper:\n{text}"));
+    assert!(waited_ms(line) < 200, "{text}");
+    fresh.kill();
     assert!(text.lines().any(|l| l.contains("#0 main: running")), "{text}");
     assert!(text.contains("fds registered (1 waited on)"), "{text}");
     drop(a); // EOF: the reader returns

@@ -106,7 +106,9 @@ fn debug_blocking_example() {
         "{out}"
     );
     assert!(
-        out.contains("'waiting' spawned at") && out.contains("parked: sleep, wakes in"),
+        out.contains("'waiting' spawned at")
+            && out.contains("parked: sleep for ")
+            && out.contains(" ms, wakes in"),
         "{out}"
     );
 }

@@ -18,7 +18,10 @@
 //! A panic in a green thread reads
 //! `green thread 'panicker' (#12) panicked at src/main.rs:9:13:` instead of
 //! std's `thread 'main' panicked at ...`. See [`install_panic_hook`] for how
-//! this coexists with a panic hook of your own.
+//! this coexists with a panic hook of your own. A join of it returns
+//! [`JoinError::Panicked`](crate::JoinError::Panicked) with a
+//! [`Panic`](crate::Panic) that names it the same way:
+//! `green thread 'panicker' (#12) panicked: boom`.
 //!
 //! # The blocking monitor
 //!
@@ -52,9 +55,9 @@
 //! ```text
 //! hub of thread 'main': 4 turns, 0 ready, 1 timers, 2 fds registered (1 waited on), stacks: 2 in use, 0 pooled
 //!   #0 main: running
-//!   #7 'reader' spawned at src/main.rs:12:5: parked: read on fd 5
-//!   #8 spawned at src/main.rs:16:5: parked: sleep, wakes in 940 ms
-//!   #9 'waiter' spawned at src/main.rs:18:5: parked: join of #7
+//!   #7 'reader' spawned at src/main.rs:12:5: parked: read on fd 5 for 1520 ms
+//!   #8 spawned at src/main.rs:16:5: parked: sleep for 60 ms, wakes in 940 ms
+//!   #9 'waiter' spawned at src/main.rs:18:5: parked: join of #7 for 1519 ms
 //! ```
 //!
 //! Each line: id, name, spawn site, then its state: `running` (the caller),
@@ -62,8 +65,14 @@
 //! write on fd N; Event; Queue get/put/join; join of #id; remote call (a
 //! blocking call on the thread pool or a call to another hub); lock; signal;
 //! a plain `hub::park`), `waiting for a switch` (a [`Greenlet`](crate::Greenlet)
-//! paused in `switch`) or `not started`. A park with a deadline says how
-//! long it has left.
+//! paused in `switch`) or `not started`. A park says how long it has
+//! waited ("for N ms") and, if it has a deadline, how long it has left.
+//! The time waited comes from the hub's own clock readings (at each turn
+//! that has timers, each wake from the poller, each look at the clock in a
+//! long batch, and every 64 turns), copied into the record when it parks:
+//! no clock read per park, which costs about 25 ns on the project's
+//! test machine, against about 60 ns for a whole channel hand-off. It can therefore overstate by about a turn, or by as long as
+//! the green thread computed without switching just before it parked.
 //!
 //! # Switch hook and tracing
 //!
@@ -82,6 +91,7 @@ use crate::greenlet::gref::GRef;
 
 pub mod monitor;
 mod panic_hook;
+pub(crate) use panic_hook::describe as describe_green_thread;
 mod run_info;
 mod sigquit;
 mod switch_hook;

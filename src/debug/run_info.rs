@@ -85,7 +85,9 @@ pub fn run_info() -> RunInfo {
     // What each parked green thread's timer says (deadline), and whom each
     // joiner waits for, found where the hub and the records keep them.
     let mut deadlines: HashMap<u64, Instant> = HashMap::new();
+    let mut clock_ms = 0;
     let figures = hub::with(|h| {
+        clock_ms = h.clock_ms();
         for (at, action) in h.timers.borrow().iter() {
             if let Action::Wake(w) = action {
                 if w.is_waiting() {
@@ -120,6 +122,8 @@ pub fn run_info() -> RunInfo {
                                 s.push_str(&format!(" of #{t}"));
                             }
                         }
+                        let waited = clock_ms.wrapping_sub(g.parked_at.get());
+                        s.push_str(&format!(" for {waited} ms"));
                         if let Some(d) = deadlines.get(&g.id) {
                             let left = d.saturating_duration_since(now);
                             s.push_str(&format!(", wakes in {} ms", left.as_millis()));

@@ -253,7 +253,7 @@ pub(crate) struct Extra {
 /// spawned, unstarted green threads are a million of these: the body is a
 /// `Cell` (moved out and back, never borrowed), rare fields live in
 /// `Extra`, and the park sequence and throw code are 32-bit. The debugging
-/// fields (`site`, `wait_tag`: 12 bytes, 16 with alignment) took it from 96.
+/// fields (`site`, `wait_tag`, `parked_at`: 16 bytes) took it from 96.
 pub(crate) struct Inner {
     pub(crate) id: u64,
     pub(crate) kind: Kind,
@@ -285,6 +285,10 @@ pub(crate) struct Inner {
     pub(crate) site: Cell<Option<&'static std::panic::Location<'static>>>,
     /// What its current (or last) park waits on (a `debug::WaitTag`).
     pub(crate) wait_tag: Cell<u32>,
+    /// When its current (or last) park began, in the hub's park clock
+    /// (milliseconds since the hub was created, as last read by the hub;
+    /// see `hub::note_time`). Fits in what was padding.
+    pub(crate) parked_at: Cell<u32>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -330,6 +334,7 @@ impl Inner {
             extra: Cell::new(None),
             site: Cell::new(None),
             wait_tag: Cell::new(0),
+            parked_at: Cell::new(0),
         }
     }
 
