@@ -70,7 +70,7 @@ impl<T> WaitList<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn entry(&self, waker: &Waker, offer: Option<T>) -> Rc<Entry<T>> {
         if let Some(mut e) = self.spare.take() {
             if let Some(fresh) = Rc::get_mut(&mut e) {
@@ -87,7 +87,7 @@ impl<T> WaitList<T> {
 
     /// Keeps a finished waiter's entry for the next wait, if nothing else
     /// refers to it (a timed-out entry may still sit in the list).
-    #[inline]
+    #[inline(always)]
     fn recycle(&self, mut e: Rc<Entry<T>>) {
         if let Some(done) = Rc::get_mut(&mut e) {
             // No stale waker kept alive: it would pin its green thread's record.
@@ -96,7 +96,7 @@ impl<T> WaitList<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn push(&self, entry: Rc<Entry<T>>) {
         let mut entries = self.entries.borrow_mut();
         if entries.len() >= self.sweep_at.get() {
@@ -155,7 +155,7 @@ impl<T> WaitList<T> {
 
     /// The first entry whose park is still waiting, removed from the list;
     /// stale entries in front of it are dropped.
-    #[inline]
+    #[inline(always)]
     fn pop_live(&self) -> Option<Rc<Entry<T>>> {
         let mut entries = self.entries.borrow_mut();
         while let Some(e) = entries.pop_front() {
@@ -168,6 +168,7 @@ impl<T> WaitList<T> {
 
     /// Hands `value` to the first live waiter and wakes it; gives the value
     /// back if nobody waits.
+    #[inline]
     pub(crate) fn hand(&self, value: T) -> Result<(), T> {
         match self.pop_live() {
             Some(e) => {
@@ -180,6 +181,7 @@ impl<T> WaitList<T> {
     }
 
     /// Takes the value the first live waiter offers and wakes it.
+    #[inline]
     pub(crate) fn take(&self) -> Option<T> {
         while let Some(e) = self.pop_live() {
             e.wake();
