@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use std::panic;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State, WaitState};
+use crate::greenlet::core::{self, Body, Inner, Kind, Msg, Outcome, State};
 use crate::greenlet::gref::GRef;
 use crate::hub::{self, timers::Action, Ready, Wake};
 use crate::stack::DEFAULT_STACK_SIZE;
@@ -375,12 +375,28 @@ impl Builder {
     ) -> io::Result<JoinHandle<T>> {
         let g = self.make(f, std::panic::Location::caller())?;
         // Parked on a timer; the timer's wake schedules its start.
-        g.state.set(State::Parked);
-        g.wait.set(WaitState::Parked);
+        hub::park_unstarted(&g, crate::debug::WaitTag::START_LATER);
         // A start past the clock's range never comes (a kill still ends it).
         if let Some(start) = hub::deadline_after(delay) {
             let waker = hub::Waker::new(g.clone());
             hub::with(|h| h.timers.borrow_mut().insert(start, Action::Wake(waker)));
+        }
+        Ok(JoinHandle { g, _t: PhantomData })
+    }
+
+    /// Spawns `f` to start once `place`'s fd is readable, holding no stack
+    /// until then (see `TcpStream::spawn_when_readable`); at once if it
+    /// may be readable now.
+    pub(crate) fn spawn_when_readable<T: 'static>(
+        self,
+        place: hub::io::ReaderPlace,
+        site: &'static std::panic::Location<'static>,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<JoinHandle<T>> {
+        let g = self.make(f, site)?;
+        if !place.park_unstarted(&g) {
+            g.state.set(State::Scheduled);
+            hub::with(|h| h.push(Ready::green(g.clone())));
         }
         Ok(JoinHandle { g, _t: PhantomData })
     }

@@ -262,6 +262,9 @@ impl WaitTag {
     pub(crate) const WAIT_ANY: WaitTag = WaitTag(13 << 24);
     pub(crate) const RUN_FOREVER: WaitTag = WaitTag(14 << 24);
     pub(crate) const SELECT: WaitTag = WaitTag(15 << 24);
+    /// Not started yet: starts after a delay (`spawn_later`).
+    pub(crate) const START_LATER: WaitTag = WaitTag(16 << 24);
+    const START_READABLE: u32 = 17;
 
     /// Waiting to read `fd` (fds past 2^24 show as that).
     pub(crate) fn read(fd: i32) -> WaitTag {
@@ -271,6 +274,11 @@ impl WaitTag {
     /// Waiting to write `fd`.
     pub(crate) fn write(fd: i32) -> WaitTag {
         WaitTag(Self::WRITE << 24 | (fd.max(0) as u32).min(0xff_ffff))
+    }
+
+    /// Not started yet: starts once `fd` is readable (`spawn_when_readable`).
+    pub(crate) fn start_readable(fd: i32) -> WaitTag {
+        WaitTag(Self::START_READABLE << 24 | (fd.max(0) as u32).min(0xff_ffff))
     }
 
     /// How `run_info` says it.
@@ -293,6 +301,8 @@ impl WaitTag {
             13 => "wait (any of several)".into(),
             14 => "run_forever".into(),
             15 => "select (readiness of several fds)".into(),
+            16 => "its start (spawn_later), no stack yet".into(),
+            Self::START_READABLE => format!("fd {arg} to be readable to start, no stack yet"),
             k => format!("wait kind {k}"),
         }
     }

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use super::{with, Hub, Wake, Waker};
 use crate::greenlet::core::is_current;
+use crate::greenlet::gref::GRef;
 use crate::sys::{Event, Poller};
 
 /// Which way an operation waits.
@@ -118,6 +119,8 @@ impl IoTable {
         slot.in_use = false;
         slot.generation = slot.generation.wrapping_add(1);
         let wakers = (slot.reader.take(), slot.writer.take());
+        // Their parks find no slot to clear when they end.
+        self.waiting -= usize::from(wakers.0.is_some()) + usize::from(wakers.1.is_some());
         self.free.push((token & 0xffff_ffff) as u32);
         wakers
     }
@@ -139,10 +142,18 @@ impl IoTable {
         if ev.error != 0 {
             slot.error = Some(ev.error);
         }
+        let mut started = 0;
         if ev.readable {
             slot.drained = false;
             if let Some(w) = &slot.reader {
                 w.wake();
+                // A green thread parked before it started (see
+                // `ReaderPlace`) has no park of its own to clear its
+                // place: it leaves now, on its way to start.
+                if !w.target().is_started() {
+                    slot.reader = None;
+                    started = 1;
+                }
             }
         }
         if ev.writable {
@@ -150,6 +161,17 @@ impl IoTable {
                 w.wake();
             }
         }
+        self.waiting -= started;
+    }
+
+    /// Every waker still in a place, for the hub's teardown.
+    pub(crate) fn take_wakers(&mut self) -> Vec<Waker> {
+        self.waiting = 0;
+        self.slots
+            .iter_mut()
+            .flat_map(|s| [s.reader.take(), s.writer.take()])
+            .flatten()
+            .collect()
     }
 }
 
@@ -192,6 +214,15 @@ impl Registration {
                 }
             }
         })
+    }
+
+    /// The fd's reader place, for a green thread to start in once the fd
+    /// is readable (see `ReaderPlace`).
+    pub(crate) fn reader_place(&self) -> ReaderPlace {
+        ReaderPlace {
+            fd: self.fd,
+            token: self.token,
+        }
     }
 
     /// Parks until the fd may be ready for `dir`, or `deadline` passes
@@ -328,6 +359,74 @@ impl Registration {
             }
         });
     }
+}
+
+/// An fd's reader place, taken from its `Registration` before the socket
+/// moves into the function of a green thread that is to start once the fd
+/// is readable (`TcpStream::spawn_when_readable`). Such a green thread
+/// waits as a parked record in the place, with no stack: the readable
+/// event's wake takes it out of the place and schedules its start; a kill
+/// before that drops its function, and with it the socket, whose
+/// registration leaves the table.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReaderPlace {
+    fd: RawFd,
+    token: u64,
+}
+
+impl ReaderPlace {
+    /// Parks `g`, a green thread not started yet, in the place. Returns
+    /// false, parking nothing, when the fd may be readable now (data or end
+    /// of file queued, or a hang-up or error seen: no new event would
+    /// announce them) or is registered no more: the caller then schedules
+    /// its start at once, and its first read finds out.
+    ///
+    /// # Panics
+    /// If another green thread is parked reading the fd.
+    pub(crate) fn park_unstarted(self, g: &GRef) -> bool {
+        let known_empty = with(|h| {
+            h.io.borrow_mut()
+                .slot(self.token)
+                .map(|s| s.drained && !s.hangup && s.error.is_none())
+        });
+        match known_empty {
+            None => return false,
+            // Edge-triggered: what arrived before the last event was taken
+            // makes no new one, so ask once.
+            Some(false) if readable_now(self.fd) => return false,
+            Some(_) => {}
+        }
+        with(|h| {
+            let mut t = h.io.borrow_mut();
+            let Some(slot) = t.slot(self.token) else {
+                return false;
+            };
+            if slot.reader.as_ref().is_some_and(Waker::is_waiting) {
+                drop(t);
+                two_waiters(Direction::Read);
+            }
+            super::park_unstarted(g, crate::debug::WaitTag::start_readable(self.fd));
+            if slot.reader.replace(Waker::new(g.clone())).is_none() {
+                t.waiting += 1;
+            }
+            true
+        })
+    }
+}
+
+/// Whether `fd` has data, end of file or an error to report now: a `poll`
+/// that does not wait.
+fn readable_now(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd for the call; a zero timeout never
+    // blocks (and the interposed `poll` of `monkey` passes it straight on).
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    // An error (n < 0) is the read's to report: start it.
+    n != 0
 }
 
 /// Parks until any of `fds` may be ready for its direction, or `deadline`

@@ -781,6 +781,13 @@ impl Drop for Hub {
         std::mem::take(self.timers.get_mut())
             .into_actions()
             .for_each(core::drop_contained);
+        // Green threads parked before they started (`spawn_when_readable`)
+        // are held by their fd's place alone.
+        self.io
+            .get_mut()
+            .take_wakers()
+            .into_iter()
+            .for_each(core::drop_contained);
     }
 }
 
@@ -1103,6 +1110,18 @@ pub(crate) fn park_as(tag: WaitTag, deadline: Option<Instant>, register: impl Fn
              and no other green thread, timer or I/O can ever wake it"
         ),
     }
+}
+
+/// Parks `g`, a green thread not started yet, as waiting on `tag`: the
+/// wake of a waker made for it now (`Waker::new`) schedules its start,
+/// which takes its stack only then (`spawn_later`,
+/// `spawn_when_readable`). A kill before that ends it without a stack.
+pub(crate) fn park_unstarted(g: &Inner, tag: WaitTag) {
+    debug_assert!(!g.is_started());
+    g.wait_tag.set(tag.0);
+    g.parked_at.set(PARK_CLOCK.get());
+    g.state.set(State::Parked);
+    g.wait.set(WaitState::Parked);
 }
 
 pub(crate) fn park_inner(

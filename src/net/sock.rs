@@ -144,6 +144,12 @@ impl<S: AsFd> Sock<S> {
         Ok(f(&mut buf[..n]))
     }
 
+    /// The fd's reader place, for a green thread to start in once the
+    /// socket is readable (`spawn_when_readable`).
+    pub(crate) fn reader_place(&self) -> crate::hub::io::ReaderPlace {
+        self.reg.reader_place()
+    }
+
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         self.io(Direction::Read, |s| (&*SockRef::from(s)).read_vectored(bufs))
     }

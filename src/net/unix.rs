@@ -253,6 +253,34 @@ impl UnixStream {
         Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
     }
 
+    /// Spawns `f(self)` as a green thread that starts once the stream is
+    /// readable, holding no stack until then: as
+    /// [`TcpStream::spawn_when_readable`](super::TcpStream::spawn_when_readable).
+    ///
+    /// # Panics
+    /// If another green thread is parked reading this stream.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let (mut a, b) = greenhub::net::UnixStream::pair().unwrap();
+    /// let reader = b.spawn_when_readable(|mut b| {
+    ///     let mut word = [0; 5];
+    ///     b.read_exact(&mut word).map(|()| word)
+    /// });
+    /// a.write_all(b"hello").unwrap();
+    /// assert_eq!(&reader.join().unwrap().unwrap(), b"hello");
+    /// ```
+    #[track_caller]
+    pub fn spawn_when_readable<T: 'static>(
+        self,
+        f: impl FnOnce(UnixStream) -> T + 'static,
+    ) -> crate::JoinHandle<T> {
+        let place = self.inner.reader_place();
+        crate::Builder::new()
+            .spawn_when_readable(place, std::panic::Location::caller(), move || f(self))
+            .expect("greenhub: the default stack size is valid")
+    }
+
     /// Wraps a std stream: switches it to non-blocking mode and registers it
     /// with this thread's hub.
     ///
