@@ -1,19 +1,28 @@
 //! Memory per idle connection: an echo server with one green thread per
-//! connection holds 10,000 connections that send nothing, and the growth of
-//! its resident memory (VmRSS) per connection is reported. Two ways to write
-//! the per-connection loop are compared, in alternation:
+//! connection holds 10,000 connections that send nothing more, and the
+//! growth of its resident memory (VmRSS) per connection is reported. Three
+//! ways to write the per-connection loop are compared, in alternation:
 //!
 //! - `stack buffer`: `let mut buf = [0; 4096]; stream.read(&mut buf)`, the
 //!   buffer on the green thread's stack while it waits;
 //! - `read_with`: [`TcpStream::read_with`], which waits holding no buffer
-//!   and reads into one the hub lends while data is there.
+//!   and reads into one the hub lends while data is there;
+//! - `spawn_when_readable`: each round handles what has arrived with
+//!   `read_with`, then hands the stream on with
+//!   [`TcpStream::spawn_when_readable`] and ends, so a connection waits as
+//!   a green thread not started yet, with no stack.
+//!
+//! Each with two clients: one that sends a message (and reads its echo) on
+//! one connection in 500, as `../shared/peers`' `idle_client.py` does (so
+//! every handler so far has started; the peers' figures are taken this
+//! way), and one that does so on every connection (every connection has
+//! been served once, then is idle).
 //!
 //! The server and the client are each a child process (this binary run
-//! again), as in `../shared/peers` (`idle_client.py`): the client opens the
-//! connections in batches with one round trip every 500 (so every handler
-//! so far has started), waits a second and says so; the parent then reads
-//! the server's VmRSS. Bytes per connection = (VmRSS with all connections
-//! open - VmRSS once listening) / N. Nothing is asserted.
+//! again): the client opens the connections, waits a second and says so;
+//! the parent then reads the server's VmRSS. Bytes per connection = (VmRSS
+//! with all connections open - VmRSS once listening) / N. Nothing is
+//! asserted.
 //!
 //! Run: `cargo bench --bench idle` (needs ~2 N file descriptors; the
 //! children raise their soft limit to the hard one). Without `--bench` (as
@@ -31,6 +40,7 @@ use greenhub::net::{TcpListener, TcpStream};
 
 const PORT_ENV: &str = "GREENHUB_BENCH_PORT";
 const N_ENV: &str = "GREENHUB_BENCH_N";
+const EVERY_ENV: &str = "GREENHUB_BENCH_EVERY";
 
 /// The server's per-connection loop with the buffer on the stack.
 fn serve_stack_buffer(mut s: TcpStream) {
@@ -54,6 +64,15 @@ fn serve_read_with(s: TcpStream) {
             Ok(Ok(n)) if n > 0 => {}
             _ => return,
         }
+    }
+}
+
+/// The server's per-connection round: writes back what has arrived, then
+/// waits for more as a green thread with no stack.
+fn serve_when_readable(s: TcpStream) {
+    match s.read_with(|data| (&s).write_all(data).map(|()| data.len())) {
+        Ok(Ok(n)) if n > 0 => drop(s.spawn_when_readable(serve_when_readable)),
+        _ => {}
     }
 }
 
@@ -83,6 +102,7 @@ fn child_server(case: &str) {
     let serve: fn(TcpStream) = match case {
         "stack buffer" => serve_stack_buffer,
         "read_with" => serve_read_with,
+        "spawn_when_readable" => serve_when_readable,
         other => panic!("unknown server case {other}"),
     };
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -91,7 +111,11 @@ fn child_server(case: &str) {
     loop {
         let (s, _) = l.accept().expect("accept");
         s.set_nodelay(true).expect("nodelay");
-        drop(greenhub::spawn(move || serve(s)));
+        if case == "spawn_when_readable" {
+            drop(s.spawn_when_readable(serve));
+        } else {
+            drop(greenhub::spawn(move || serve(s)));
+        }
     }
 }
 
@@ -101,12 +125,13 @@ fn child_client() {
     raise_fd_limit();
     let port: u16 = std::env::var(PORT_ENV).expect("port").parse().expect("port");
     let n: usize = std::env::var(N_ENV).expect("n").parse().expect("n");
+    let every: usize = std::env::var(EVERY_ENV).expect("every").parse().expect("every");
     let mut conns = Vec::with_capacity(n);
     for i in 0..n {
         let mut s = StdStream::connect(("127.0.0.1", port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30)))
             .expect("timeout");
-        if i % 500 == 499 || i == n - 1 {
+        if i % every == every - 1 || i == n - 1 {
             s.write_all(b"x").expect("write");
             let mut b = [0u8; 1];
             s.read_exact(&mut b).expect("echo");
@@ -149,14 +174,21 @@ fn line(out: &mut BufReader<ChildStdout>) -> String {
 }
 
 /// One measurement: bytes of server RSS per idle connection.
-fn measure(case: &str, n: usize) -> f64 {
+fn measure(case: &str, n: usize, every: usize) -> f64 {
     let (mut server, mut sout) = child(case, &[]);
     let port = line(&mut sout)
         .strip_prefix("port=")
         .expect("server says its port")
         .to_string();
     let before = rss_kib(server.id());
-    let (mut client, mut cout) = child("client", &[(PORT_ENV, port), (N_ENV, n.to_string())]);
+    let (mut client, mut cout) = child(
+        "client",
+        &[
+            (PORT_ENV, port),
+            (N_ENV, n.to_string()),
+            (EVERY_ENV, every.to_string()),
+        ],
+    );
     let said = line(&mut cout);
     assert_eq!(said, format!("open {n}"), "client");
     let after = rss_kib(server.id());
@@ -178,26 +210,35 @@ fn main() {
     }
     let mode = Mode::from_args();
     let n = mode.pick(10_000, 200);
-    let cases = ["stack buffer", "read_with"];
+    let mut cases = Vec::new();
+    for every in [500, 1] {
+        for server in ["stack buffer", "read_with", "spawn_when_readable"] {
+            let clients = if every == 1 {
+                "each sent one message"
+            } else {
+                "one in 500 sent one"
+            };
+            cases.push((
+                server,
+                every,
+                format!("{n} idle connections, {server}, {clients}"),
+            ));
+        }
+    }
     let mut samples = vec![Vec::new(); cases.len()];
-    common::watch("idle", Duration::from_secs(600));
+    common::watch("idle", Duration::from_secs(900));
     for _ in 0..mode.rounds(5) {
-        for (i, case) in cases.iter().enumerate() {
-            if mode.wants(case) {
-                samples[i].push(measure(case, n));
+        for (i, (server, every, name)) in cases.iter().enumerate() {
+            if mode.wants(name) {
+                samples[i].push(measure(server, n, *every));
             }
         }
     }
     common::unwatch();
     let mut table = Table::new();
-    for (case, s) in cases.iter().zip(&samples) {
+    for ((_, _, name), s) in cases.iter().zip(&samples) {
         if !s.is_empty() {
-            table.add(
-                &format!("{n} idle connections, {case}"),
-                "B/conn",
-                s,
-                Some(3600.0),
-            );
+            table.add(name, "B/conn", s, Some(3600.0));
         }
     }
     table.print(&mode.title("server RSS growth per idle connection (target: Go's 3,588 B)"));

@@ -3,7 +3,7 @@
 
 mod util;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -73,6 +73,16 @@ fn echo_client_checks_every_echo_and_ctrl_c_stops_echo_server() {
         "unexpected summary:\n{out}"
     );
 
+    // Two idle connections, one of which has been served once: both wait
+    // with no green thread running, and stopping must close both.
+    let mut idle: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    idle[1].write_all(b"hi").unwrap();
+    let mut back = [0; 2];
+    idle[1].read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hi");
+
     // Ctrl+C: `cargo run` replaced itself with the example, so this is its pid.
     let pid = libc::pid_t::try_from(server.0.id()).unwrap();
     // SAFETY: sends SIGINT to our own child process; no memory is involved.
@@ -88,7 +98,11 @@ fn echo_client_checks_every_echo_and_ctrl_c_stops_echo_server() {
     assert!(status.success(), "echo_server stopped with {status}");
     let rest = rest_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     assert!(rest.contains("interrupted: stopping"), "{rest}");
-    assert!(rest.contains("stopped"), "{rest}");
+    assert!(rest.contains("stopped (2 idle connections closed)"), "{rest}");
+    for mut c in idle {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(c.read(&mut [0; 4]).unwrap(), 0, "closed at the stop");
+    }
 }
 
 /// A tiny HTTP/1.0 server on a std thread: answers `count` requests with a
