@@ -387,14 +387,30 @@ impl Builder {
     /// Spawns `f` to start once `place`'s fd is readable, holding no stack
     /// until then (see `TcpStream::spawn_when_readable`); at once if it
     /// may be readable now.
+    ///
+    /// With a `deadline`, it starts then at the latest; `f` is told which
+    /// came first.
     pub(crate) fn spawn_when_readable<T: 'static>(
         self,
         place: hub::io::ReaderPlace,
+        deadline: Option<Instant>,
         site: &'static std::panic::Location<'static>,
-        f: impl FnOnce() -> T + 'static,
+        f: impl FnOnce(Wake) -> T + 'static,
     ) -> io::Result<JoinHandle<T>> {
-        let g = self.make(f, site)?;
-        if !place.park_unstarted(&g) {
+        let g = self.make(
+            move || {
+                // What ended the park it started from: the fd's wake
+                // (`Ready`), or its timer (`TimedOut`).
+                let why = core::with_current(|g| g.reason.get());
+                if let (Some(d), Wake::Ready) = (deadline, why) {
+                    let me = core::current_ptr();
+                    hub::with(|h| h.timers.borrow_mut().remove_wake_of(d, me));
+                }
+                f(why)
+            },
+            site,
+        )?;
+        if !place.park_unstarted(&g, deadline) {
             g.state.set(State::Scheduled);
             hub::with(|h| h.push(Ready::green(g.clone())));
         }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use greenhub::debug::run_info;
+use greenhub::hub::Wake;
 use greenhub::net::{TcpListener, TcpStream, UnixStream};
 use greenhub::JoinError;
 use util::bounded;
@@ -210,5 +211,94 @@ fn a_unix_stream_waits_the_same_way() {
         assert_eq!(run_info().stacks_in_use, base);
         a.write_all(b"abc").unwrap();
         assert_eq!(&h.join().unwrap().unwrap(), b"abc");
+    });
+}
+
+#[test]
+fn with_a_timeout_it_starts_when_the_time_is_up_and_says_so() {
+    bounded(|| {
+        let (mut client, conn) = pair();
+        let base = run_info();
+        let t = std::time::Instant::now();
+        let h = conn.spawn_when_readable_timeout(Duration::from_millis(30), |conn, why| {
+            drop(conn);
+            why
+        });
+        settle();
+        let waiting = run_info();
+        assert_eq!(waiting.timers, base.timers + 1, "{waiting}");
+        assert_eq!(waiting.stacks_in_use, base.stacks_in_use);
+        assert_eq!(h.join().unwrap(), Wake::TimedOut);
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        let after = run_info();
+        assert_eq!(after.fds_waited, 0, "{after}");
+        assert_eq!(after.timers, base.timers);
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(client.read(&mut [0; 8]).unwrap(), 0, "dropped, so closed");
+    });
+}
+
+#[test]
+fn with_a_timeout_data_first_starts_it_ready_and_removes_its_timer() {
+    bounded(|| {
+        let (mut client, conn) = pair();
+        let base = run_info().timers;
+        let h = conn.spawn_when_readable_timeout(Duration::from_secs(60), |c, why| (read_some(c), why));
+        settle();
+        client.write_all(b"data").unwrap();
+        assert_eq!(h.join().unwrap(), (b"data".to_vec(), Wake::Ready));
+        assert_eq!(run_info().timers, base, "its timer went when it started");
+
+        // Readable already: started at once, no timer made at all.
+        let (mut client, conn) = pair();
+        client.write_all(b"now").unwrap();
+        settle();
+        let h = conn.spawn_when_readable_timeout(Duration::from_secs(60), |c, why| (read_some(c), why));
+        assert_eq!(h.join().unwrap(), (b"now".to_vec(), Wake::Ready));
+        assert_eq!(run_info().timers, base);
+    });
+}
+
+/// A connection served round after round, each with an idle limit, keeps
+/// one timer at a time: each round's is removed as it starts.
+#[test]
+fn rounds_with_an_idle_limit_keep_one_timer_at_a_time() {
+    fn round(conn: TcpStream, why: Wake) {
+        if why == Wake::TimedOut {
+            return;
+        }
+        match conn.read_with(|data| (&conn).write_all(data).map(|()| data.len())) {
+            Ok(Ok(n)) if n > 0 => drop(conn.spawn_when_readable_timeout(Duration::from_secs(60), round)),
+            _ => {}
+        }
+    }
+    bounded(|| {
+        let (mut client, conn) = pair();
+        let base = run_info().timers;
+        drop(conn.spawn_when_readable_timeout(Duration::from_secs(60), round));
+        for i in 0..50u8 {
+            client.write_all(&[i]).unwrap();
+            let mut back = [0];
+            client.read_exact(&mut back).unwrap();
+            assert_eq!(back, [i]);
+            assert!(run_info().timers <= base + 1, "round {i}: {}", run_info());
+        }
+    });
+}
+
+#[test]
+fn a_kill_before_a_timed_start_ends_it_and_it_never_runs() {
+    bounded(|| {
+        let (mut client, conn) = pair();
+        let ran = util::flag();
+        let r = ran.clone();
+        let h = conn.spawn_when_readable_timeout(Duration::from_millis(20), move |_, _| r.set(true));
+        h.kill();
+        assert!(matches!(h.join(), Err(JoinError::Killed)));
+        greenhub::sleep(Duration::from_millis(40)); // past its timer
+        assert!(!ran.get());
+        assert_eq!(run_info().fds_waited, 0);
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(client.read(&mut [0; 8]).unwrap(), 0);
     });
 }

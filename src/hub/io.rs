@@ -383,7 +383,11 @@ impl ReaderPlace {
     ///
     /// # Panics
     /// If another green thread is parked reading the fd.
-    pub(crate) fn park_unstarted(self, g: &GRef) -> bool {
+    ///
+    /// With a `deadline`, a timer also wakes it then (`Wake::TimedOut`);
+    /// whichever comes first starts it, and its function removes the timer
+    /// if the fd came first (`Timers::remove_wake_of`).
+    pub(crate) fn park_unstarted(self, g: &GRef, deadline: Option<Instant>) -> bool {
         let known_empty = with(|h| {
             h.io.borrow_mut()
                 .slot(self.token)
@@ -408,6 +412,13 @@ impl ReaderPlace {
             super::park_unstarted(g, crate::debug::WaitTag::start_readable(self.fd));
             if slot.reader.replace(Waker::new(g.clone())).is_none() {
                 t.waiting += 1;
+            }
+            drop(t);
+            if let Some(d) = deadline {
+                let waker = Waker::new(g.clone());
+                h.timers
+                    .borrow_mut()
+                    .insert(d, super::timers::Action::Wake(waker));
             }
             true
         })

@@ -63,6 +63,22 @@ impl Timers {
         self.map.remove(&key)
     }
 
+    /// Removes the timer at `deadline` that would wake `g` (a waiting green
+    /// thread that does not know its timer's key: one parked before it
+    /// started, `spawn_when_readable_timeout`). Returns whether there was one.
+    pub(crate) fn remove_wake_of(
+        &mut self,
+        deadline: Instant,
+        g: *const crate::greenlet::core::Inner,
+    ) -> bool {
+        let found = self
+            .map
+            .range((deadline, 0)..=(deadline, u64::MAX))
+            .find(|(_, a)| matches!(a, Action::Wake(w) if std::ptr::eq(GRef::as_ptr(w.target()), g)))
+            .map(|(k, _)| *k);
+        found.is_some_and(|k| self.map.remove(&k).is_some())
+    }
+
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.map.first_key_value().map(|(k, _)| k.0)
     }

@@ -329,7 +329,53 @@ impl TcpStream {
     ) -> crate::JoinHandle<T> {
         let place = self.inner.reader_place();
         crate::Builder::new()
-            .spawn_when_readable(place, std::panic::Location::caller(), move || f(self))
+            .spawn_when_readable(place, None, std::panic::Location::caller(), move |_| f(self))
+            .expect("greenhub: the default stack size is valid")
+    }
+
+    /// [`spawn_when_readable`](TcpStream::spawn_when_readable) with an idle
+    /// limit: the green thread starts once the stream is readable or
+    /// `timeout` has passed, whichever comes first, and `f` is told which
+    /// ([`Wake::Ready`] or [`Wake::TimedOut`]; data may have come since the
+    /// timeout). The way to close connections that stay idle too long; the
+    /// timer adds about 100 bytes while it waits.
+    ///
+    /// [`Wake::Ready`]: crate::hub::Wake::Ready
+    /// [`Wake::TimedOut`]: crate::hub::Wake::TimedOut
+    ///
+    /// # Panics
+    /// As [`spawn_when_readable`](TcpStream::spawn_when_readable).
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::Duration;
+    /// use greenhub::hub::Wake;
+    /// use greenhub::net::{TcpListener, TcpStream};
+    ///
+    /// let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let mut client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    /// let (conn, _) = l.accept().unwrap();
+    /// let idle = conn.spawn_when_readable_timeout(Duration::from_millis(20), |conn, why| {
+    ///     if why == Wake::TimedOut {
+    ///         drop(conn); // idle too long: close it
+    ///     }
+    ///     why
+    /// });
+    /// assert_eq!(idle.join().unwrap(), Wake::TimedOut);
+    /// assert_eq!(client.read(&mut [0; 8]).unwrap(), 0); // closed
+    /// ```
+    #[track_caller]
+    pub fn spawn_when_readable_timeout<T: 'static>(
+        self,
+        timeout: Duration,
+        f: impl FnOnce(TcpStream, crate::hub::Wake) -> T + 'static,
+    ) -> crate::JoinHandle<T> {
+        let place = self.inner.reader_place();
+        let deadline = crate::hub::deadline_after(timeout);
+        crate::Builder::new()
+            .spawn_when_readable(place, deadline, std::panic::Location::caller(), move |why| {
+                f(self, why)
+            })
             .expect("greenhub: the default stack size is valid")
     }
 

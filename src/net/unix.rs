@@ -277,7 +277,36 @@ impl UnixStream {
     ) -> crate::JoinHandle<T> {
         let place = self.inner.reader_place();
         crate::Builder::new()
-            .spawn_when_readable(place, std::panic::Location::caller(), move || f(self))
+            .spawn_when_readable(place, None, std::panic::Location::caller(), move |_| f(self))
+            .expect("greenhub: the default stack size is valid")
+    }
+
+    /// [`spawn_when_readable`](UnixStream::spawn_when_readable) with an idle
+    /// limit: as
+    /// [`TcpStream::spawn_when_readable_timeout`](super::TcpStream::spawn_when_readable_timeout).
+    ///
+    /// # Panics
+    /// If another green thread is parked reading this stream.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use greenhub::hub::Wake;
+    /// let (_a, b) = greenhub::net::UnixStream::pair().unwrap();
+    /// let h = b.spawn_when_readable_timeout(Duration::from_millis(5), |_, why| why);
+    /// assert_eq!(h.join().unwrap(), Wake::TimedOut);
+    /// ```
+    #[track_caller]
+    pub fn spawn_when_readable_timeout<T: 'static>(
+        self,
+        timeout: std::time::Duration,
+        f: impl FnOnce(UnixStream, crate::hub::Wake) -> T + 'static,
+    ) -> crate::JoinHandle<T> {
+        let place = self.inner.reader_place();
+        let deadline = crate::hub::deadline_after(timeout);
+        crate::Builder::new()
+            .spawn_when_readable(place, deadline, std::panic::Location::caller(), move |why| {
+                f(self, why)
+            })
             .expect("greenhub: the default stack size is valid")
     }
 
