@@ -144,12 +144,6 @@ impl<S: AsFd> Sock<S> {
         Ok(f(&mut buf[..n]))
     }
 
-    /// The fd's reader place, for a green thread to start in once the
-    /// socket is readable (`spawn_when_readable`).
-    pub(crate) fn reader_place(&self) -> crate::hub::io::ReaderPlace {
-        self.reg.reader_place()
-    }
-
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
         self.io(Direction::Read, |s| (&*SockRef::from(s)).read_vectored(bufs))
     }
@@ -234,4 +228,24 @@ impl<S: AsFd + fmt::Debug> fmt::Debug for Sock<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.io, f)
     }
+}
+
+/// The body of every stream's `spawn_when_readable` (`timeout: None`) and
+/// `spawn_when_readable_timeout`: `f(stream, why)` in a green thread that
+/// starts once `sock` (the stream's own socket) is readable, or the
+/// timeout passes.
+#[track_caller]
+pub(crate) fn spawn_when_readable<W: 'static, S: AsFd, T: 'static>(
+    stream: W,
+    sock: impl FnOnce(&W) -> &Sock<S>,
+    timeout: Option<Duration>,
+    f: impl FnOnce(W, crate::hub::Wake) -> T + 'static,
+) -> crate::JoinHandle<T> {
+    let place = sock(&stream).reg.reader_place();
+    let deadline = timeout.and_then(crate::hub::deadline_after);
+    crate::Builder::new()
+        .spawn_when_readable(place, deadline, std::panic::Location::caller(), move |why| {
+            f(stream, why)
+        })
+        .expect("greenhub: the default stack size is valid")
 }

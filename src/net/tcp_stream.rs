@@ -327,10 +327,7 @@ impl TcpStream {
         self,
         f: impl FnOnce(TcpStream) -> T + 'static,
     ) -> crate::JoinHandle<T> {
-        let place = self.inner.reader_place();
-        crate::Builder::new()
-            .spawn_when_readable(place, None, std::panic::Location::caller(), move |_| f(self))
-            .expect("greenhub: the default stack size is valid")
+        super::sock::spawn_when_readable(self, |s| &s.inner, None, move |s, _| f(s))
     }
 
     /// [`spawn_when_readable`](TcpStream::spawn_when_readable) with an idle
@@ -370,13 +367,7 @@ impl TcpStream {
         timeout: Duration,
         f: impl FnOnce(TcpStream, crate::hub::Wake) -> T + 'static,
     ) -> crate::JoinHandle<T> {
-        let place = self.inner.reader_place();
-        let deadline = crate::hub::deadline_after(timeout);
-        crate::Builder::new()
-            .spawn_when_readable(place, deadline, std::panic::Location::caller(), move |why| {
-                f(self, why)
-            })
-            .expect("greenhub: the default stack size is valid")
+        super::sock::spawn_when_readable(self, |s| &s.inner, Some(timeout), f)
     }
 
     /// Reads without removing the data from the queue.

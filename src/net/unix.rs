@@ -275,10 +275,7 @@ impl UnixStream {
         self,
         f: impl FnOnce(UnixStream) -> T + 'static,
     ) -> crate::JoinHandle<T> {
-        let place = self.inner.reader_place();
-        crate::Builder::new()
-            .spawn_when_readable(place, None, std::panic::Location::caller(), move |_| f(self))
-            .expect("greenhub: the default stack size is valid")
+        super::sock::spawn_when_readable(self, |s| &s.inner, None, move |s, _| f(s))
     }
 
     /// [`spawn_when_readable`](UnixStream::spawn_when_readable) with an idle
@@ -301,13 +298,7 @@ impl UnixStream {
         timeout: std::time::Duration,
         f: impl FnOnce(UnixStream, crate::hub::Wake) -> T + 'static,
     ) -> crate::JoinHandle<T> {
-        let place = self.inner.reader_place();
-        let deadline = crate::hub::deadline_after(timeout);
-        crate::Builder::new()
-            .spawn_when_readable(place, deadline, std::panic::Location::caller(), move |why| {
-                f(self, why)
-            })
-            .expect("greenhub: the default stack size is valid")
+        super::sock::spawn_when_readable(self, |s| &s.inner, Some(timeout), f)
     }
 
     /// Wraps a std stream: switches it to non-blocking mode and registers it
